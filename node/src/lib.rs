@@ -1,0 +1,1 @@
+//! A peerhours node.

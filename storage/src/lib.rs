@@ -1,0 +1,1 @@
+//! The palimpsest log: certified blocks in sled, indexes derived from them.

@@ -1,0 +1,1 @@
+//! In-process multi-node integration tests live in `it/`.
