@@ -18,3 +18,4 @@ pub use crypto::{Hash, Keypair, PublicKey, Signature};
 pub use genesis::Genesis;
 pub use record::{RecordBody, RecordId, SignedRecord, VerifiedRecord};
 pub use vote::{Certificate, SignedVote, Vote};
+pub mod testkit;
