@@ -1,1 +1,4 @@
 //! A peerhours node.
+
+pub mod config;
+pub mod keyfile;
