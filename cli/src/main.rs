@@ -9,7 +9,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod audit;
+mod client;
+mod keys;
+mod read;
 mod simulate;
+mod submit;
+mod testnet;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +32,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Make, show and rotate keys.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// Lay out a local test network.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
+    /// (Delegates) admit members and mark them exempt or contributing.
+    #[command(subcommand)]
+    Member(submit::MemberCommand),
+    /// (Delegates) register projects.
+    #[command(subcommand)]
+    Project(submit::ProjectCommand),
+    /// (Delegates) open a period, close its bidding, close it.
+    #[command(subcommand)]
+    Period(submit::PeriodCommand),
+    /// (Coordinators) post tasks.
+    #[command(subcommand)]
+    Task(submit::TaskCommand),
+    /// (Coordinators) offer products.
+    #[command(subcommand)]
+    Product(submit::ProductCommand),
+    /// (Coordinators) attest a contribution, optionally setting its hours.
+    Attest(submit::AttestArgs),
+    /// (Coordinators) amend an attested contribution to new hours (a new layer; nothing is erased).
+    Amend(submit::AmendArgs),
+    /// (Members) bid on a task or a product.
+    #[command(subcommand)]
+    Bid(submit::BidCommand),
+    /// (Members) record hours worked on a task you won; prints the record id.
+    Contribute(submit::ContributeArgs),
+    /// (Members) take back your own contribution before it is attested.
+    Retract(submit::RetractArgs),
+    /// Show a node's chain, height, state root, period and peers.
+    Status(read::StatusArgs),
+    /// Show an account's balance with its proof against the certified state root.
+    Balance(read::BalanceArgs),
     /// Run the economic rules on one period described in a TOML scenario (no network, no keys).
     Simulate(simulate::SimulateArgs),
     /// Export or import the whole certified log.
@@ -70,6 +111,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Key(c) => keys::run(c),
+        Command::Testnet(c) => testnet::run(c),
+        Command::Member(c) => submit::run_member(c),
+        Command::Project(c) => submit::run_project(c),
+        Command::Period(c) => submit::run_period(c),
+        Command::Task(c) => submit::run_task(c),
+        Command::Product(c) => submit::run_product(c),
+        Command::Attest(a) => submit::run_attest(a),
+        Command::Amend(a) => submit::run_amend(a),
+        Command::Bid(c) => submit::run_bid(c),
+        Command::Contribute(a) => submit::run_contribute(a),
+        Command::Retract(a) => submit::run_retract(a),
+        Command::Status(a) => read::run_status(a),
+        Command::Balance(a) => read::run_balance(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Log(c) => audit::run_log(c),
         Command::Audit(c) => audit::run_audit(c),

@@ -1,4 +1,5 @@
 //! A peerhours node.
 
+pub mod api_types;
 pub mod config;
 pub mod keyfile;
