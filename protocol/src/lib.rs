@@ -9,8 +9,11 @@ pub mod block;
 pub mod codec;
 pub mod crypto;
 pub mod genesis;
+pub mod ledger;
 pub mod limits;
+pub mod merkle;
 pub mod record;
+pub mod simulate;
 pub mod vote;
 
 pub use block::{Block, CertifiedBlock};
