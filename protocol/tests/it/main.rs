@@ -1,0 +1,7 @@
+//! Integration tests of the protocol crate: one binary, one file per scenario family.
+
+mod decode;
+mod golden;
+mod ledger_flow;
+mod props;
+mod simulate_examples;
