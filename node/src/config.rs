@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -97,12 +100,24 @@ impl NodeConfig {
 
     /// Reads and validates `path`; relative paths inside are made relative to its directory.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
-        let invalid = |reason: String| ConfigError::Invalid { path: path.to_path_buf(), reason };
-        let mut c: NodeConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut c: NodeConfig =
+            toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let abs = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let abs = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
         c.genesis = abs(&c.genesis);
         c.data = abs(&c.data);
         c.p2p_key = abs(&c.p2p_key);
@@ -114,7 +129,10 @@ impl NodeConfig {
     /// Checks the bounds of every knob.
     pub fn validate(&self) -> Result<(), String> {
         if !self.listen.starts_with('/') {
-            return Err(format!("listen {:?} is not a multiaddr such as /ip4/127.0.0.1/tcp/7000", self.listen));
+            return Err(format!(
+                "listen {:?} is not a multiaddr such as /ip4/127.0.0.1/tcp/7000",
+                self.listen
+            ));
         }
         for b in &self.bootstrap {
             if !b.starts_with('/') {
@@ -122,13 +140,22 @@ impl NodeConfig {
             }
         }
         if !(1..=16_384).contains(&self.cache_mb) {
-            return Err(format!("cache_mb {} must be between 1 and 16384", self.cache_mb));
+            return Err(format!(
+                "cache_mb {} must be between 1 and 16384",
+                self.cache_mb
+            ));
         }
         if !(50..=600_000).contains(&self.view_timeout_ms) {
-            return Err(format!("view_timeout_ms {} must be between 50 and 600000", self.view_timeout_ms));
+            return Err(format!(
+                "view_timeout_ms {} must be between 50 and 600000",
+                self.view_timeout_ms
+            ));
         }
         if !(1..=10_000_000).contains(&self.mempool_max) {
-            return Err(format!("mempool_max {} must be between 1 and 10000000", self.mempool_max));
+            return Err(format!(
+                "mempool_max {} must be between 1 and 10000000",
+                self.mempool_max
+            ));
         }
         Ok(())
     }

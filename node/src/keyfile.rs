@@ -23,9 +23,15 @@ pub enum KeyFileError {
     #[error("key file {0} already exists; refusing to overwrite it (choose another --out)")]
     Exists(PathBuf),
     #[error("cannot write key file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read key file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a peerhours key file: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
@@ -47,7 +53,11 @@ pub fn random_keypair() -> Keypair {
 
 /// Writes `key` to a new file with mode 0600; refuses to overwrite.
 pub fn write(path: &Path, key: &Keypair) -> Result<(), KeyFileError> {
-    let body = KeyToml { kind: KIND.into(), secret: hex::encode(key.seed()), public: key.public().to_hex() };
+    let body = KeyToml {
+        kind: KIND.into(),
+        secret: hex::encode(key.seed()),
+        public: key.public().to_hex(),
+    };
     let text = format!(
         "# peerhours ed25519 secret key: keep this file private.\n{}",
         toml::to_string(&body).expect("key TOML serialisation cannot fail")
@@ -63,27 +73,42 @@ pub fn write(path: &Path, key: &Keypair) -> Result<(), KeyFileError> {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeyFileError::Exists(path.to_path_buf())
         } else {
-            KeyFileError::Write { path: path.to_path_buf(), source: e }
+            KeyFileError::Write {
+                path: path.to_path_buf(),
+                source: e,
+            }
         }
     })?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| KeyFileError::Write { path: path.to_path_buf(), source: e })
+        .map_err(|e| KeyFileError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        })
 }
 
 /// Reads a key file and checks that its public key matches its secret.
 pub fn read(path: &Path) -> Result<Keypair, KeyFileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::Read { path: path.to_path_buf(), source: e })?;
-    let invalid = |reason: String| KeyFileError::Invalid { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let invalid = |reason: String| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
     let k: KeyToml = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
     if k.kind != KIND {
         return Err(invalid(format!("kind is {:?}, expected {KIND:?}", k.kind)));
     }
     let mut seed = [0u8; 32];
-    hex::decode_to_slice(k.secret.trim(), &mut seed).map_err(|_| invalid("secret is not 64 hex characters".into()))?;
+    hex::decode_to_slice(k.secret.trim(), &mut seed)
+        .map_err(|_| invalid("secret is not 64 hex characters".into()))?;
     let key = Keypair::from_seed(&seed);
     if key.public().to_hex() != k.public.trim() {
-        return Err(invalid("its public key does not match its secret key".into()));
+        return Err(invalid(
+            "its public key does not match its secret key".into(),
+        ));
     }
     Ok(key)
 }
