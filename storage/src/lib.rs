@@ -1,1 +1,13 @@
-//! The palimpsest log: certified blocks in sled, indexes derived from them.
+//! The palimpsest log: certified blocks in sled, indexes derived from them, export and
+//! import in our own format, and the auditor's replay.
+//!
+//! Layout of a node directory: `DIR/genesis.toml` (the genesis) and `DIR/data/` (sled).
+
+pub mod error;
+pub mod export;
+pub mod log;
+pub mod sled_log;
+
+pub use error::{LogError, StoreError};
+pub use log::{Cut, Log, MemLog, Tip};
+pub use sled_log::{Db, DbOptions, SledLog};
