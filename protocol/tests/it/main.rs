@@ -2,6 +2,7 @@
 
 mod decode;
 mod golden;
+mod harness;
 mod ledger_flow;
 mod props;
 mod simulate_examples;
