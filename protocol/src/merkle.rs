@@ -92,7 +92,7 @@ pub fn verify(leaf_hash: &Hash, index: u64, count: u64, siblings: &[Hash], root:
                 return false;
             };
             used += 1;
-            acc = if i % 2 == 0 {
+            acc = if i & 1 == 0 {
                 node(&acc, s)
             } else {
                 node(s, &acc)

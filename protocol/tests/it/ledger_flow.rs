@@ -255,7 +255,7 @@ fn invalid_blocks_leave_the_state_untouched() {
     let r = net.rec(&d, RecordBody::OpenPeriod { period: 1 });
     let before = (net.ledger.state_root(), net.ledger.accounts());
     assert!(matches!(
-        net.ledger.apply(2, &[r.clone()]),
+        net.ledger.apply(2, std::slice::from_ref(&r)),
         Err(ApplyError::WrongHeight {
             expected: 1,
             found: 2
@@ -277,7 +277,7 @@ fn invalid_blocks_leave_the_state_untouched() {
     assert!(net.ledger.contains_record(&r.id()));
     let root = net.ledger.state_root();
     assert!(matches!(
-        net.ledger.apply(2, &[r.clone()]),
+        net.ledger.apply(2, std::slice::from_ref(&r)),
         Err(ApplyError::AlreadyInLog { index: 0, .. })
     ));
     assert_eq!(net.ledger.state_root(), root);
