@@ -3,3 +3,4 @@
 pub mod api_types;
 pub mod config;
 pub mod keyfile;
+pub mod network;
