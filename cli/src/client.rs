@@ -180,6 +180,22 @@ pub fn submit_with(
     Ok(())
 }
 
+/// Signs and posts one record; with `wait`, waits for a certified block to hold it.
+pub fn send_record(
+    api: &Api,
+    chain: &Hash,
+    key: &Keypair,
+    body: RecordBody,
+    wait: Option<Duration>,
+) -> anyhow::Result<Submitted> {
+    let rec = SignedRecord::sign(key, chain, nonce(), body);
+    let out = api.post_record(&rec.to_bytes())?;
+    match wait {
+        Some(t) => api.wait(&out.id, t),
+        None => Ok(out),
+    }
+}
+
 pub fn print_submitted(s: &Submitted, json: bool) {
     if json {
         println!(

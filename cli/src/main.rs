@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 mod audit;
 mod client;
 mod keys;
+mod noderun;
 mod read;
 mod simulate;
 mod submit;
@@ -35,6 +36,9 @@ enum Command {
     /// Make, show and rotate keys.
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(noderun::NodeCommand),
     /// Lay out a local test network.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
@@ -113,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Key(c) => keys::run(c),
         Command::Testnet(c) => testnet::run(c),
+        Command::Node(c) => noderun::run(c),
         Command::Member(c) => submit::run_member(c),
         Command::Project(c) => submit::run_project(c),
         Command::Period(c) => submit::run_period(c),

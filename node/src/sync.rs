@@ -23,6 +23,8 @@ pub enum SyncRequest {
     Propose { block: Block, signature: Signature },
     /// Certified blocks from height `from` on, at most `max`.
     Blocks { from: u64, max: u32 },
+    /// The body of a block we saw votes for.
+    Proposal { block: protocol::Hash },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +33,8 @@ pub enum SyncResponse {
     Ack,
     /// Certified blocks in height order, and the answering node's tip height.
     Blocks { tip: u64, blocks: Vec<CertifiedBlock> },
+    /// A block body with its proposer's signature.
+    Proposal { block: Block, signature: Signature },
     /// The request was not served, and why.
     Refused(String),
 }

@@ -1,0 +1,240 @@
+//! The ledger as the agreement's `Application`: builds proposals from the mempool,
+//! verifies proposals by applying them to a copy of their parent's state, and keeps the
+//! speculative states of verified blocks until one of them is final.
+
+use std::collections::BTreeMap;
+
+use protocol::ledger::{ApplyError, Ledger, Receipt};
+use protocol::limits::BLOCK_BYTES_MAX;
+use protocol::record::verify_all;
+use protocol::{Block, CertifiedBlock, Hash, PublicKey, RecordId, VerifiedRecord};
+
+use crate::agreement::{AppError, Application, Payload, Verdict};
+use crate::mempool::Mempool;
+
+/// Most speculative states kept (verified blocks not yet final): a bound on the memory a
+/// faulty leader can make us spend.
+pub const SPECULATIVE_MAX: usize = 256;
+/// How often `build` retries after dropping a record that would make the block invalid.
+const BUILD_RETRIES_MAX: usize = 64;
+
+/// A verified, not yet final block and the state after it.
+#[derive(Debug, Clone)]
+struct Speculative {
+    parent: Hash,
+    height: u64,
+    ledger: Ledger,
+    receipt: Receipt,
+    ids: Vec<RecordId>,
+}
+
+/// The ledger-backed application of a node.
+#[derive(Debug)]
+pub struct LedgerApp {
+    /// The state at the last final block.
+    committed: Ledger,
+    /// Hash of the last final block (the chain id before the first).
+    committed_hash: Hash,
+    /// Verified blocks above the final tip, by hash.
+    speculative: BTreeMap<Hash, Speculative>,
+    /// Records waiting for a block.
+    pub mempool: Mempool,
+    /// Most records a proposal holds (the genesis parameter).
+    records_max: usize,
+    /// Receipts of blocks made final and not yet taken by the runtime, by height.
+    finalized_receipts: BTreeMap<u64, (Hash, Receipt)>,
+    /// Records dropped from the mempool because their period closed, for the runtime to
+    /// drop from the durable pending store too.
+    lapsed: Vec<RecordId>,
+}
+
+impl LedgerApp {
+    pub fn new(committed: Ledger, committed_hash: Hash, mempool: Mempool, records_max: usize) -> LedgerApp {
+        LedgerApp {
+            committed,
+            committed_hash,
+            speculative: BTreeMap::new(),
+            mempool,
+            records_max,
+            finalized_receipts: BTreeMap::new(),
+            lapsed: Vec::new(),
+        }
+    }
+
+    /// Records that lapsed since the last call.
+    pub fn take_lapsed(&mut self) -> Vec<RecordId> {
+        std::mem::take(&mut self.lapsed)
+    }
+
+    /// The state at the last final block.
+    pub fn ledger(&self) -> &Ledger {
+        &self.committed
+    }
+
+    pub fn committed_hash(&self) -> Hash {
+        self.committed_hash
+    }
+
+    /// The receipt of the final block `hash` at `height`, once (the runtime indexes it).
+    pub fn take_receipt(&mut self, height: u64, hash: &Hash) -> Option<Receipt> {
+        match self.finalized_receipts.remove(&height) {
+            Some((h, r)) if h == *hash => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Checks and applies a certified block fetched by catch-up directly on the committed
+    /// state (used when this node is not a delegate and runs no voter).
+    pub fn commit_certified(&mut self, cb: &CertifiedBlock) -> Result<Receipt, AppError> {
+        if cb.block.parent != self.committed_hash {
+            return Err(AppError(format!("block {} does not extend our tip", cb.block.height)));
+        }
+        self.verify(&cb.block)?;
+        self.finalized(cb);
+        self.take_receipt(cb.block.height, &cb.block.hash())
+            .ok_or_else(|| AppError("the block's receipt went missing".into()))
+    }
+
+    fn state_of(&self, hash: &Hash) -> Option<(&Ledger, u64)> {
+        if *hash == self.committed_hash {
+            return Some((&self.committed, self.committed.height()));
+        }
+        self.speculative.get(hash).map(|s| (&s.ledger, s.height))
+    }
+
+    /// Record ids in the speculative ancestors of `hash` (not yet final, already in a block).
+    fn ancestor_ids(&self, mut hash: Hash) -> std::collections::BTreeSet<RecordId> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut steps = 0;
+        while let Some(s) = self.speculative.get(&hash) {
+            out.extend(s.ids.iter().copied());
+            hash = s.parent;
+            steps += 1;
+            if steps > SPECULATIVE_MAX {
+                break;
+            }
+        }
+        out
+    }
+
+    fn delegate_change(before: &Ledger, after: &Ledger, height: u64) -> Option<Vec<PublicKey>> {
+        let old = before.delegates_for(height + 2);
+        let new = after.delegates_for(height + 2);
+        (old != new).then_some(new)
+    }
+}
+
+fn index_of(e: &ApplyError) -> Option<usize> {
+    match e {
+        ApplyError::AlreadyInLog { index, .. }
+        | ApplyError::DuplicateInBlock { index, .. }
+        | ApplyError::UnknownSigner { index, .. } => Some(*index),
+        ApplyError::WrongHeight { .. } | ApplyError::TooManyRecords { .. } => None,
+    }
+}
+
+impl Application for LedgerApp {
+    fn build(&mut self, parent: &Hash, height: u64, _timestamp_ms: u64) -> Result<Payload, AppError> {
+        let (base, base_height) =
+            self.state_of(parent).ok_or_else(|| AppError(format!("unknown parent block {parent}")))?;
+        if base_height + 1 != height {
+            return Err(AppError(format!("parent is at height {base_height}, cannot build height {height}")));
+        }
+        let taken = self.ancestor_ids(*parent);
+        let mut records: Vec<VerifiedRecord> = self.mempool.select(self.records_max, BLOCK_BYTES_MAX / 2, |id| {
+            taken.contains(id) || base.contains_record(id)
+        });
+        for _ in 0..BUILD_RETRIES_MAX {
+            let mut scratch = base.clone();
+            match scratch.apply(height, &records) {
+                Ok(receipt) => {
+                    return Ok(Payload {
+                        records: records.into_iter().map(VerifiedRecord::into_signed).collect(),
+                        state_root: receipt.state_root,
+                    })
+                }
+                Err(e) => match index_of(&e) {
+                    // A record the state cannot take at all (a replay, an unknown signer):
+                    // leave it out; it stays in the mempool until its period lapses.
+                    Some(i) if i < records.len() => {
+                        tracing::debug!(error = %e, "leaving a record out of the proposal");
+                        records.remove(i);
+                    }
+                    _ => return Err(AppError(e.to_string())),
+                },
+            }
+        }
+        // Too many bad records at once: propose an empty block rather than none.
+        let mut scratch = base.clone();
+        let receipt = scratch.apply(height, &[]).map_err(|e| AppError(e.to_string()))?;
+        Ok(Payload { records: Vec::new(), state_root: receipt.state_root })
+    }
+
+    fn verify(&mut self, block: &Block) -> Result<Verdict, AppError> {
+        let hash = block.hash();
+        if let Some(s) = self.speculative.get(&hash) {
+            let before = self.state_of(&s.parent).map(|(l, _)| l.clone());
+            return Ok(Verdict {
+                delegates: before.and_then(|b| Self::delegate_change(&b, &s.ledger, block.height)),
+            });
+        }
+        if self.speculative.len() >= SPECULATIVE_MAX {
+            return Err(AppError(format!("{SPECULATIVE_MAX} unfinished blocks are held already")));
+        }
+        let (base, base_height) = self
+            .state_of(&block.parent)
+            .ok_or_else(|| AppError(format!("block {} extends unknown parent {}", block.height, block.parent)))?;
+        if base_height + 1 != block.height {
+            return Err(AppError(format!("block height {} does not follow parent height {base_height}", block.height)));
+        }
+        let chain_id = base.chain_id();
+        let verified = verify_all(&block.records, &chain_id)
+            .map_err(|(i, e)| AppError(format!("record #{i} of block {}: {e}", block.height)))?;
+        let mut next = base.clone();
+        let receipt = next.apply(block.height, &verified).map_err(|e| AppError(e.to_string()))?;
+        if receipt.state_root != block.state_root {
+            return Err(AppError(format!(
+                "block {} claims state root {} but its records produce {}",
+                block.height, block.state_root, receipt.state_root
+            )));
+        }
+        let delegates = Self::delegate_change(base, &next, block.height);
+        self.speculative.insert(
+            hash,
+            Speculative {
+                parent: block.parent,
+                height: block.height,
+                ledger: next,
+                receipt,
+                ids: verified.iter().map(VerifiedRecord::id).collect(),
+            },
+        );
+        Ok(Verdict { delegates })
+    }
+
+    fn finalized(&mut self, block: &CertifiedBlock) {
+        let hash = block.block.hash();
+        let Some(s) = self.speculative.remove(&hash) else {
+            // The voter verifies every block before finalizing it; a miss is a bug.
+            panic!("block {} ({hash}) was finalized without being verified", block.block.height);
+        };
+        assert_eq!(s.parent, self.committed_hash, "finalized block {} does not extend the final tip", s.height);
+        self.committed = s.ledger;
+        self.committed_hash = hash;
+        self.mempool.remove(s.ids.iter());
+        // Period-bound records of a closed period lapse (the next period's OpenPeriod stays).
+        let live = match self.committed.phase() {
+            protocol::ledger::Phase::Closed => self.committed.period() + 1,
+            _ => self.committed.period(),
+        };
+        let lapsed = self.mempool.lapse_before(live);
+        self.lapsed.extend(lapsed);
+        let height = s.height;
+        self.speculative.retain(|_, x| x.height > height);
+        self.finalized_receipts.insert(height, (hash, s.receipt));
+        // Bounded: the runtime takes each receipt right after the Finalized effect.
+        while self.finalized_receipts.len() > 64 {
+            self.finalized_receipts.pop_first();
+        }
+    }
+}

@@ -1,0 +1,808 @@
+//! The node: one actor task that owns the ledger, the agreement voter, the mempool and the
+//! store, and moves bytes between them, the network and the local API.
+//!
+//! The actor is the only place where time passes (timers for the voter, the catch-up
+//! tick); everything it decides is delegated to the pure parts (`protocol`, `agreement`).
+//! Our own vote is flushed to disk before it is gossiped; a submission is flushed before it
+//! is acknowledged; a block is reported final only after it is stored with its certificate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use protocol::ledger::{Account, Outcome};
+use protocol::{CertifiedBlock, Genesis, Hash, Keypair, RecordBody, RecordId, SignedRecord, SignedVote};
+use storage::{Db, DbOptions, Log};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::agreement::{self, Effect, Input, Schedule, Tip, Voter};
+use crate::api_types::{Balance, Status, Submitted};
+use crate::app::LedgerApp;
+use crate::config::NodeConfig;
+use crate::mempool::Mempool;
+use crate::network::{self, Event, Peer, Topic, Validation};
+use crate::sync::{SyncRequest, SyncResponse, BLOCKS_PER_RESPONSE_MAX, RESPONSE_BLOCK_BYTES_BUDGET};
+
+/// Commands the API sends to the actor (bounded channel).
+pub const COMMAND_CHANNEL: usize = 1024;
+/// Most clients waiting on records at once.
+pub const WATCHERS_MAX: usize = 10_000;
+/// Most recently committed record outcomes kept in memory for `wait`.
+pub const RECENT_MAX: usize = 200_000;
+/// How often a node asks a peer whether it is behind.
+const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
+/// Sync answers queued back to the actor.
+const SYNC_CHANNEL: usize = 256;
+
+/// Why the node stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot read the genesis {path}: {reason}")]
+    Genesis { path: String, reason: String },
+    #[error("{0}")]
+    Key(#[from] crate::keyfile::KeyFileError),
+    #[error("storage: {0}")]
+    Store(#[from] storage::StoreError),
+    #[error("network: {0}")]
+    Network(#[from] network::Error),
+    #[error("cannot serve the API on {addr}: {source} (is another node using that port?)")]
+    Api { addr: SocketAddr, source: std::io::Error },
+    #[error("agreement: {0}")]
+    Agreement(#[from] agreement::AgreementError),
+    #[error("the stored log does not replay: {0}")]
+    Replay(String),
+    #[error("the node's task failed: {0}")]
+    Task(String),
+}
+
+/// Why an API command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The request itself is malformed (400).
+    BadRequest(String),
+    /// A well-formed record the ledger refuses now (422).
+    Refused(String),
+    NotFound(String),
+    /// The node cannot take more now (503).
+    Busy(String),
+    Internal(String),
+}
+
+/// What the API asks of the actor.
+#[derive(Debug)]
+pub enum Command {
+    Submit { bytes: Vec<u8>, reply: oneshot::Sender<Result<Submitted, CommandError>> },
+    Status { reply: oneshot::Sender<Status> },
+    Balance { account: String, reply: oneshot::Sender<Result<Balance, CommandError>> },
+    /// A watch on a record's standing (pending, then accepted/rejected with its height).
+    Watch { id: String, reply: oneshot::Sender<Result<watch::Receiver<Submitted>, CommandError>> },
+    History { id: String, reply: oneshot::Sender<Result<serde_json::Value, CommandError>> },
+    Export { reply: oneshot::Sender<Result<Vec<u8>, CommandError>> },
+    Genesis { reply: oneshot::Sender<String> },
+}
+
+/// A node started in this process.
+pub struct RunningNode {
+    /// The local API address actually bound.
+    pub api: SocketAddr,
+    /// The libp2p listen addresses with `/p2p/<peer id>`.
+    pub listen: Vec<String>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+impl RunningNode {
+    /// Stops the node cleanly (API, actor, network) and waits for it.
+    pub async fn stop(self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        self.task.await.map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    /// Waits until the node stops by itself (it only does on a fatal error).
+    pub async fn join(self) -> Result<(), NodeError> {
+        self.task.await.map_err(|e| NodeError::Task(e.to_string()))?
+    }
+
+    /// A handle that stops the node when sent `true`.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// What the actor drives: a voter (delegates) or the ledger alone (observers).
+enum Engine {
+    Delegate(Box<Voter<LedgerApp>>),
+    Observer(LedgerApp),
+}
+
+impl Engine {
+    fn app(&self) -> &LedgerApp {
+        match self {
+            Engine::Delegate(v) => v.app(),
+            Engine::Observer(a) => a,
+        }
+    }
+    fn app_mut(&mut self) -> &mut LedgerApp {
+        match self {
+            Engine::Delegate(v) => v.app_mut(),
+            Engine::Observer(a) => a,
+        }
+    }
+}
+
+/// Catch-up bookkeeping.
+struct Sync {
+    /// A `Blocks` request is in flight.
+    in_flight: bool,
+    /// Round-robin index into the peers.
+    next_peer: usize,
+    /// Ask again at once after the current answer (we know we are behind).
+    again: bool,
+}
+
+/// An answer to one of our sync requests.
+enum SyncAnswer {
+    Blocks(Peer, Result<SyncResponse, String>),
+    Proposal(Result<SyncResponse, String>),
+}
+
+struct Node {
+    genesis: Genesis,
+    genesis_toml: String,
+    chain_id: Hash,
+    /// Our delegate key, if this node votes.
+    key: Option<Keypair>,
+    db: Db,
+    engine: Engine,
+    net: network::Client,
+    /// Connected peers.
+    peers: BTreeSet<Peer>,
+    /// Our listen addresses.
+    listen: Vec<String>,
+    /// Clients waiting on records.
+    watchers: BTreeMap<RecordId, watch::Sender<Submitted>>,
+    /// Outcomes of recently committed records (bounded), for `wait` after the fact.
+    recent: BTreeMap<RecordId, Submitted>,
+    recent_order: std::collections::VecDeque<RecordId>,
+    /// The voter's one timer.
+    timer: Option<(u64, Instant)>,
+    sync: Sync,
+    sync_tx: mpsc::Sender<SyncAnswer>,
+    /// Nonce counter for records this node signs itself (evidence).
+    own_nonce: u64,
+}
+
+fn read_genesis(config: &NodeConfig) -> Result<(Genesis, String), NodeError> {
+    let path = config.genesis.display().to_string();
+    let text = std::fs::read_to_string(&config.genesis)
+        .map_err(|e| NodeError::Genesis { path: path.clone(), reason: e.to_string() })?;
+    let g = Genesis::from_toml(&text).map_err(|e| NodeError::Genesis { path, reason: e.to_string() })?;
+    Ok((g, text))
+}
+
+/// Starts a node: opens (and verifies) its store, replays its log, joins the network and
+/// serves the API. Returns once everything is listening.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    config.validate().map_err(|reason| crate::config::ConfigError::Invalid { path: "config".into(), reason })?;
+    let (genesis, genesis_toml) = read_genesis(&config)?;
+    let chain_id = genesis.chain_id();
+    let key = config.delegate_key.as_ref().map(|p| crate::keyfile::read(p)).transpose()?;
+
+    // The store: verify the chain, cut a damaged tail (peers send it again).
+    let (db, cut) = Db::open(&config.data, chain_id, DbOptions { cache_bytes: config.cache_mb * 1024 * 1024, repair: true })?;
+    if let Some(cut) = cut {
+        tracing::warn!(?cut, "cut a damaged log tail; it will be fetched again from peers");
+    }
+
+    // Replay the log into the ledger (the log is the truth).
+    let mut ledger = protocol::ledger::Ledger::from_genesis(&genesis);
+    let mut tip = Tip::genesis(chain_id);
+    let mut schedule = Schedule::new(genesis.delegate_keys())?;
+    let height = db.log().height();
+    let mut from = 1;
+    while from <= height {
+        let to = (from + 255).min(height);
+        let blocks = db.log().read(from..=to).map_err(|e| NodeError::Replay(e.to_string()))?;
+        for cb in &blocks {
+            let verified = protocol::record::verify_all(&cb.block.records, &chain_id)
+                .map_err(|(i, e)| NodeError::Replay(format!("block {} record {i}: {e}", cb.block.height)))?;
+            let before = ledger.delegates_for(cb.block.height + 2);
+            let receipt =
+                ledger.apply(cb.block.height, &verified).map_err(|e| NodeError::Replay(e.to_string()))?;
+            if receipt.state_root != cb.block.state_root {
+                return Err(NodeError::Replay(format!("block {}: state root differs", cb.block.height)));
+            }
+            let after = ledger.delegates_for(cb.block.height + 2);
+            if before != after {
+                schedule.insert(cb.block.height + 2, after)?;
+            }
+            tip = Tip::of(cb);
+        }
+        from = to + 1;
+    }
+    tracing::info!(height, root = %ledger.state_root(), "replayed the stored log");
+
+    // Pending submissions survive restarts and are proposed again.
+    let mut mempool = Mempool::new(config.mempool_max);
+    let mut stale = Vec::new();
+    for (id, bytes) in db.pending()? {
+        match SignedRecord::verify_bytes(&bytes, &chain_id) {
+            Ok(rec) if !ledger.contains_record(&id) && ledger.check(&rec).is_ok() => {
+                let _ = mempool.insert(rec);
+            }
+            _ => stale.push(id),
+        }
+    }
+    db.remove_pending(&stale)?;
+
+    let app = LedgerApp::new(ledger, tip.hash, mempool, genesis.params.block_records_max as usize);
+    let is_delegate = key.as_ref().is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
+    let engine = match (&key, is_delegate) {
+        (Some(k), true) => {
+            let votes = db.votes()?;
+            let cfg = agreement::Config { chain_id, key: k.clone(), view_timeout_ms: config.view_timeout_ms };
+            Engine::Delegate(Box::new(Voter::new(cfg, app, schedule, tip, votes)?))
+        }
+        _ => Engine::Observer(app),
+    };
+
+    // The network.
+    let p2p_key = crate::keyfile::read(&config.p2p_key).or_else(|_| {
+        let k = crate::keyfile::random_keypair();
+        crate::keyfile::write(&config.p2p_key, &k).map(|()| k)
+    })?;
+    let identity = network::Identity::from_seed(p2p_key.seed())?;
+    let listen: network::Multiaddr =
+        config.listen.parse().map_err(|_| network::Error::Config(format!("bad listen address {}", config.listen)))?;
+    let mut ncfg = network::Config::new(listen, identity, chain_id);
+    ncfg.bootstrap = config
+        .bootstrap
+        .iter()
+        .map(|b| b.parse().map_err(|_| network::Error::Config(format!("bad bootstrap address {b}"))))
+        .collect::<Result<_, _>>()?;
+    ncfg.mdns = config.mdns;
+    let (net, events) = network::spawn(ncfg)?;
+    let listen = wait_listen(&net).await;
+
+    // The API.
+    let api_listener =
+        crate::api::bind(config.api).await.map_err(|e| NodeError::Api { addr: config.api, source: e })?;
+    let api_addr = api_listener.local_addr().map_err(|e| NodeError::Api { addr: config.api, source: e })?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CHANNEL);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut api_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = crate::api::serve(api_listener, cmd_tx, shutdown).await {
+            tracing::error!(error = %e, "the API server stopped");
+        }
+    });
+
+    let (sync_tx, sync_rx) = mpsc::channel(SYNC_CHANNEL);
+    let node = Node {
+        genesis,
+        genesis_toml,
+        chain_id,
+        key,
+        db,
+        engine,
+        net,
+        peers: BTreeSet::new(),
+        listen: listen.clone(),
+        watchers: BTreeMap::new(),
+        recent: BTreeMap::new(),
+        recent_order: Default::default(),
+        timer: None,
+        sync: Sync { in_flight: false, next_peer: 0, again: false },
+        sync_tx,
+        own_nonce: 0,
+    };
+    tracing::info!(api = %api_addr, ?listen, delegate = is_delegate, "node started");
+    let task = tokio::spawn(node.run(events, cmd_rx, sync_rx, stop_rx));
+    Ok(RunningNode { api: api_addr, listen, stop: stop_tx, task })
+}
+
+/// Wall-clock milliseconds since the Unix epoch: block timestamps (display only).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The swarm reports its listen addresses shortly after it starts.
+async fn wait_listen(net: &network::Client) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match net.listen_addrs().await {
+            Ok(a) if !a.is_empty() => return a,
+            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            _ => return Vec::new(),
+        }
+    }
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut events: network::EventReceiver,
+        mut commands: mpsc::Receiver<Command>,
+        mut sync_rx: mpsc::Receiver<SyncAnswer>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        if let Engine::Delegate(v) = &mut self.engine {
+            let effects = v.handle(now_ms(), Input::Start);
+            self.execute(effects).await?;
+        }
+        let mut tick = tokio::time::interval(CATCH_UP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let timer_at = self.timer.map(|(_, at)| at);
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+                Some(cmd) = commands.recv() => self.on_command(cmd).await?,
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_event(ev).await?,
+                    None => return Err(NodeError::Task("the network task stopped".into())),
+                },
+                Some(answer) = sync_rx.recv() => self.on_sync_answer(answer).await?,
+                _ = async { tokio::time::sleep_until(timer_at.unwrap_or_else(Instant::now)).await }, if timer_at.is_some() => {
+                    if let Some((view, _)) = self.timer.take() {
+                        if let Engine::Delegate(v) = &mut self.engine {
+                            let effects = v.handle(now_ms(), Input::Timeout { view });
+                            self.execute(effects).await?;
+                        }
+                    }
+                }
+                _ = tick.tick() => self.catch_up(),
+            }
+        }
+        let _ = self.net.shutdown().await;
+        self.db.sled().flush().map_err(|e| NodeError::Store(e.into()))?;
+        tracing::info!("node stopped");
+        Ok(())
+    }
+
+    fn ledger(&self) -> &protocol::ledger::Ledger {
+        self.engine.app().ledger()
+    }
+
+    fn height(&self) -> u64 {
+        self.ledger().height()
+    }
+
+    // ---- effects of the voter -------------------------------------------------------
+
+    async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), NodeError> {
+        for effect in effects {
+            match effect {
+                Effect::PersistVote(v) => self.db.record_vote(&v)?,
+                Effect::SendVote(v) => self.publish(Topic::Votes, v.to_bytes()).await,
+                Effect::SendProposal { block, signature } => {
+                    let bytes = SyncRequest::Propose { block, signature }.to_bytes();
+                    for peer in self.peers.iter().copied() {
+                        let net = self.net.clone();
+                        let bytes = bytes.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = net.request(peer, bytes).await {
+                                tracing::debug!(%peer, error = %e, "proposal push failed");
+                            }
+                        });
+                    }
+                }
+                Effect::Forward(votes) => {
+                    for v in votes {
+                        self.publish(Topic::Votes, v.to_bytes()).await;
+                    }
+                }
+                Effect::SetTimer { view, after_ms } => {
+                    self.timer = Some((view, Instant::now() + Duration::from_millis(after_ms)));
+                }
+                Effect::Finalized(cb) => self.commit(cb)?,
+                Effect::Evidence(a, b) => self.report_evidence(a, b).await,
+                Effect::RequestBlocks { .. } => {
+                    self.sync.again = true;
+                    self.catch_up();
+                }
+                Effect::RequestProposal { block } => self.request_proposal(block),
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, topic: Topic, bytes: Vec<u8>) {
+        if let Err(e) = self.net.publish(topic, bytes).await {
+            tracing::debug!(error = %e, "publish failed");
+        }
+    }
+
+    /// Stores a final block with its certificate, then tells everyone who waits.
+    fn commit(&mut self, cb: CertifiedBlock) -> Result<(), NodeError> {
+        let height = cb.block.height;
+        let hash = cb.block.hash();
+        self.db.append(&cb)?;
+        let app = self.engine.app_mut();
+        let lapsed = app.take_lapsed();
+        let receipt = app.take_receipt(height, &hash);
+        if !lapsed.is_empty() {
+            self.db.remove_pending(&lapsed)?;
+        }
+        tracing::info!(height, records = cb.block.records.len(), root = %cb.block.state_root, "block final");
+        let Some(receipt) = receipt else { return Ok(()) };
+        for (rec, outcome) in cb.block.records.iter().zip(receipt.outcomes) {
+            let id = rec.id();
+            let (status, reason) = match outcome {
+                Outcome::Accepted => ("accepted", None),
+                Outcome::Rejected { reason } => ("rejected", Some(reason)),
+            };
+            let s = Submitted { id: id.to_hex(), height: Some(height), status: status.into(), reason };
+            if let Some(w) = self.watchers.remove(&id) {
+                let _ = w.send(s.clone());
+            }
+            self.remember(id, s);
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, id: RecordId, s: Submitted) {
+        if self.recent.insert(id, s).is_none() {
+            self.recent_order.push_back(id);
+        }
+        while self.recent_order.len() > RECENT_MAX {
+            if let Some(old) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+
+    async fn report_evidence(&mut self, a: SignedVote, b: SignedVote) {
+        tracing::warn!(delegate = %a.signer, view = a.vote.view(), "conflicting votes: recording evidence");
+        let Some(key) = &self.key else { return };
+        self.own_nonce += 1;
+        // A nonce unique to this evidence: derived from the two votes.
+        let nonce = u64::from_le_bytes(
+            Hash::of_parts(&[&a.to_bytes(), &b.to_bytes()]).0[..8].try_into().expect("8 bytes"),
+        );
+        let rec = SignedRecord::sign(key, &self.chain_id, nonce, RecordBody::Evidence { first: a, second: b });
+        let bytes = rec.to_bytes();
+        if let Ok(v) = SignedRecord::verify_bytes(&bytes, &self.chain_id) {
+            if self.ledger().check(&v).is_ok() {
+                let _ = self.engine.app_mut().mempool.insert(v);
+                self.publish(Topic::Records, bytes).await;
+            }
+        }
+    }
+
+    // ---- catch-up ---------------------------------------------------------------------
+
+    fn catch_up(&mut self) {
+        if self.sync.in_flight || self.peers.is_empty() {
+            return;
+        }
+        let peers: Vec<Peer> = self.peers.iter().copied().collect();
+        let peer = peers[self.sync.next_peer % peers.len()];
+        self.sync.next_peer = self.sync.next_peer.wrapping_add(1);
+        self.sync.in_flight = true;
+        self.sync.again = false;
+        let req = SyncRequest::Blocks { from: self.height() + 1, max: BLOCKS_PER_RESPONSE_MAX }.to_bytes();
+        let net = self.net.clone();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let answer = match net.request(peer, req).await {
+                Ok(bytes) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(SyncAnswer::Blocks(peer, answer)).await;
+        });
+    }
+
+    fn request_proposal(&mut self, block: Hash) {
+        let req = SyncRequest::Proposal { block }.to_bytes();
+        for peer in self.peers.iter().copied() {
+            let net = self.net.clone();
+            let tx = self.sync_tx.clone();
+            let req = req.clone();
+            tokio::spawn(async move {
+                let answer = match net.request(peer, req).await {
+                    Ok(bytes) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = tx.send(SyncAnswer::Proposal(answer)).await;
+            });
+        }
+    }
+
+    async fn on_sync_answer(&mut self, answer: SyncAnswer) -> Result<(), NodeError> {
+        match answer {
+            SyncAnswer::Proposal(Ok(SyncResponse::Proposal { block, signature })) => {
+                if let Engine::Delegate(v) = &mut self.engine {
+                    let effects = v.handle(now_ms(), Input::Proposal { block, signature });
+                    self.execute(effects).await?;
+                }
+            }
+            SyncAnswer::Proposal(_) => {}
+            SyncAnswer::Blocks(peer, result) => {
+                self.sync.in_flight = false;
+                match result {
+                    Ok(SyncResponse::Blocks { tip, blocks }) => {
+                        for cb in blocks {
+                            if cb.block.height != self.height() + 1 {
+                                continue;
+                            }
+                            if let Err(e) = self.take_certified(cb).await {
+                                tracing::warn!(%peer, error = %e, "peer sent a block that does not check");
+                                return Ok(());
+                            }
+                        }
+                        if tip > self.height() || self.sync.again {
+                            self.catch_up();
+                        }
+                    }
+                    Ok(other) => tracing::debug!(%peer, ?other, "unexpected sync answer"),
+                    Err(e) => tracing::debug!(%peer, error = %e, "sync request failed"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A certified block from a peer: check it offline, then apply and store it.
+    async fn take_certified(&mut self, cb: CertifiedBlock) -> Result<(), String> {
+        let delegates = self.ledger().delegates_for(cb.block.height);
+        agreement::verify_certified(&self.chain_id, &delegates, &cb).map_err(|e| e.to_string())?;
+        match &mut self.engine {
+            Engine::Delegate(v) => {
+                let effects = v.handle(now_ms(), Input::Certified(cb));
+                self.execute(effects).await.map_err(|e| e.to_string())
+            }
+            Engine::Observer(app) => {
+                app.commit_certified(&cb).map_err(|e| e.0)?;
+                // Put the receipt back for `commit`, which takes it.
+                self.commit_observed(cb).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn commit_observed(&mut self, cb: CertifiedBlock) -> Result<(), NodeError> {
+        self.commit(cb)
+    }
+
+    // ---- network events ---------------------------------------------------------------
+
+    async fn on_event(&mut self, ev: Event) -> Result<(), NodeError> {
+        match ev {
+            Event::Gossip { topic: Topic::Records, data, msg_id, from } => {
+                let verdict = match SignedRecord::verify_bytes(&data, &self.chain_id) {
+                    Err(_) => Validation::Reject,
+                    Ok(rec) => {
+                        let id = rec.id();
+                        let app = self.engine.app_mut();
+                        if app.mempool.contains(&id) || app.ledger().contains_record(&id) {
+                            Validation::Ignore
+                        } else if app.ledger().check(&rec).is_err() {
+                            Validation::Ignore
+                        } else {
+                            match app.mempool.insert(rec) {
+                                Ok(_) => Validation::Accept,
+                                Err(_) => Validation::Ignore,
+                            }
+                        }
+                    }
+                };
+                let _ = self.net.report_validation(msg_id, from, verdict).await;
+            }
+            Event::Gossip { topic: Topic::Votes, data, msg_id, from } => {
+                let verdict = match SignedVote::from_bytes(&data) {
+                    Ok(v) if v.verify(&self.chain_id).is_ok() => {
+                        if let Engine::Delegate(voter) = &mut self.engine {
+                            let effects = voter.handle(now_ms(), Input::Vote(v));
+                            self.execute(effects).await?;
+                        }
+                        Validation::Accept
+                    }
+                    _ => Validation::Reject,
+                };
+                let _ = self.net.report_validation(msg_id, from, verdict).await;
+            }
+            Event::Request { from, data, channel } => {
+                let answer = match SyncRequest::from_bytes(&data) {
+                    Err(e) => SyncResponse::Refused(format!("malformed request: {e}")),
+                    Ok(SyncRequest::Propose { block, signature }) => {
+                        if let Engine::Delegate(voter) = &mut self.engine {
+                            let effects = voter.handle(now_ms(), Input::Proposal { block, signature });
+                            self.execute(effects).await?;
+                        }
+                        SyncResponse::Ack
+                    }
+                    Ok(SyncRequest::Blocks { from: start, max }) => self.serve_blocks(start, max),
+                    Ok(SyncRequest::Proposal { block }) => match &self.engine {
+                        Engine::Delegate(v) => match v.proposal(&block) {
+                            Some((block, signature)) => {
+                                SyncResponse::Proposal { block: block.clone(), signature: *signature }
+                            }
+                            None => SyncResponse::Refused("unknown block".into()),
+                        },
+                        Engine::Observer(_) => SyncResponse::Refused("unknown block".into()),
+                    },
+                };
+                tracing::debug!(%from, "answered a sync request");
+                let _ = self.net.respond(channel, answer.to_bytes()).await;
+            }
+            Event::PeerConnected { peer } => {
+                self.peers.insert(peer);
+            }
+            Event::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+            }
+            Event::PeerSubscribed { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn serve_blocks(&self, from: u64, max: u32) -> SyncResponse {
+        let tip = self.db.log().height();
+        if from == 0 {
+            return SyncResponse::Refused("heights start at 1".into());
+        }
+        if from > tip {
+            return SyncResponse::Blocks { tip, blocks: Vec::new() };
+        }
+        let to = tip.min(from.saturating_add(u64::from(max.clamp(1, BLOCKS_PER_RESPONSE_MAX))) - 1);
+        match self.db.log().read(from..=to) {
+            Ok(all) => {
+                let mut blocks = Vec::new();
+                let mut bytes = 0usize;
+                for b in all {
+                    let len = b.to_bytes().len();
+                    if !blocks.is_empty() && bytes + len > RESPONSE_BLOCK_BYTES_BUDGET {
+                        break;
+                    }
+                    bytes += len;
+                    blocks.push(b);
+                }
+                SyncResponse::Blocks { tip, blocks }
+            }
+            Err(e) => SyncResponse::Refused(format!("cannot read blocks: {e}")),
+        }
+    }
+
+    // ---- API commands -----------------------------------------------------------------
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), NodeError> {
+        match cmd {
+            Command::Submit { bytes, reply } => {
+                let r = self.submit(bytes).await;
+                let _ = reply.send(r);
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Balance { account, reply } => {
+                let _ = reply.send(self.balance(&account));
+            }
+            Command::Watch { id, reply } => {
+                let _ = reply.send(self.watch(&id));
+            }
+            Command::History { id, reply } => {
+                let _ = reply.send(self.history(&id));
+            }
+            Command::Export { reply } => {
+                let _ = reply.send(self.export());
+            }
+            Command::Genesis { reply } => {
+                let _ = reply.send(self.genesis_toml.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, bytes: Vec<u8>) -> Result<Submitted, CommandError> {
+        let rec = SignedRecord::verify_bytes(&bytes, &self.chain_id).map_err(|e| {
+            CommandError::BadRequest(format!("{e}; was it signed for this network (chain {})?", &self.chain_id.to_hex()[..16]))
+        })?;
+        let id = rec.id();
+        let app = self.engine.app_mut();
+        if app.ledger().contains_record(&id) {
+            return Err(CommandError::Refused(format!("record {id} is already in the log")));
+        }
+        if app.mempool.contains(&id) {
+            return Err(CommandError::Refused(format!("record {id} was already submitted and is pending")));
+        }
+        app.ledger().check(&rec).map_err(|r| CommandError::Refused(r.0))?;
+        app.mempool.insert(rec).map_err(|e| CommandError::Busy(e.to_string()))?;
+        if let Err(e) = self.db.add_pending(id, &bytes) {
+            self.engine.app_mut().mempool.remove([id].iter());
+            return Err(CommandError::Internal(format!("could not store the record: {e}")));
+        }
+        self.publish(Topic::Records, bytes).await;
+        Ok(Submitted { id: id.to_hex(), height: None, status: "pending".into(), reason: None })
+    }
+
+    fn status(&self) -> Status {
+        let l = self.ledger();
+        let delegates = l.delegates_for(l.height() + 1);
+        Status {
+            chain_id: self.chain_id.to_hex(),
+            height: l.height(),
+            state_root: l.state_root().to_hex(),
+            period: l.period(),
+            phase: l.phase().as_str().into(),
+            peers: self.peers.len(),
+            delegates: delegates.len(),
+            listen: self.listen.clone(),
+            delegate: self.key.as_ref().is_some_and(|k| delegates.contains(&k.public())),
+            pending: self.engine.app().mempool.len(),
+        }
+    }
+
+    fn balance(&self, account: &str) -> Result<Balance, CommandError> {
+        let acc: Account = account.parse().map_err(|_| {
+            CommandError::BadRequest(format!(
+                "{account:?} is not an account: give a member's public key (64 hex), pool, surplus or social:<association>"
+            ))
+        })?;
+        let l = self.ledger();
+        if let Account::Member(pk) = &acc {
+            if l.member(pk).is_none() {
+                return Err(CommandError::NotFound(format!("{pk} is not an admitted member's account id")));
+            }
+        }
+        let proof = l.prove(&acc);
+        Ok(Balance {
+            member: account.to_string(),
+            balance_mh: l.balance(&acc),
+            height: l.height(),
+            state_root: l.state_root().to_hex(),
+            proof: serde_json::to_value(&proof).map_err(|e| CommandError::Internal(e.to_string()))?,
+        })
+    }
+
+    fn watch(&mut self, id: &str) -> Result<watch::Receiver<Submitted>, CommandError> {
+        let id = Hash::from_hex(id).map_err(|e| CommandError::BadRequest(e.to_string()))?;
+        if let Some(s) = self.recent.get(&id) {
+            return Ok(watch::channel(s.clone()).1);
+        }
+        if let Some(w) = self.watchers.get(&id) {
+            return Ok(w.subscribe());
+        }
+        if !self.engine.app().mempool.contains(&id) {
+            return Err(CommandError::NotFound(format!("record {id} is neither pending nor recently committed here")));
+        }
+        if self.watchers.len() >= WATCHERS_MAX {
+            return Err(CommandError::Busy("too many clients are waiting; try again later".into()));
+        }
+        let (tx, rx) = watch::channel(Submitted { id: id.to_hex(), height: None, status: "pending".into(), reason: None });
+        self.watchers.insert(id, tx);
+        Ok(rx)
+    }
+
+    fn history(&self, id: &str) -> Result<serde_json::Value, CommandError> {
+        let _ = id;
+        Err(CommandError::NotFound("history is served once the record index is built".into()))
+    }
+
+    fn export(&self) -> Result<Vec<u8>, CommandError> {
+        let mut w = storage::export::ExportWriter::new(Vec::new(), &self.genesis)
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        let height = self.db.log().height();
+        let mut from = 1;
+        while from <= height {
+            let to = (from + 255).min(height);
+            let blocks = self.db.log().read(from..=to).map_err(|e| CommandError::Internal(e.to_string()))?;
+            for b in &blocks {
+                w.block(b).map_err(|e| CommandError::Internal(e.to_string()))?;
+            }
+            from = to + 1;
+        }
+        w.finish().map_err(|e| CommandError::Internal(e.to_string()))
+    }
+}
