@@ -154,8 +154,16 @@ impl EventLoop {
             "network starting"
         );
 
+        // A shared address list may name this node too: never dial ourselves.
+        let me = *swarm.local_peer_id();
+        let bootstrap: Vec<libp2p::Multiaddr> = config
+            .bootstrap
+            .iter()
+            .filter(|a| peer_of(a) != Some(me))
+            .cloned()
+            .collect();
         let redial = Redial::new(
-            &config.bootstrap,
+            &bootstrap,
             Instant::now(),
             config.redial_backoff_min,
             config.redial_backoff_max,

@@ -24,7 +24,7 @@ enum State {
 struct Entry {
     /// The address from the config.
     addr: Multiaddr,
-    /// The peer at that address: from its `/p2p/` suffix, or learned on first connection.
+    /// The peer at that address: from its `/p2p/` suffix, or learned from our last dial.
     peer: Option<PeerId>,
     state: State,
     /// Wait before the next dial after a failure; doubles up to the maximum.
@@ -123,7 +123,10 @@ impl Redial {
     pub(crate) fn connected(&mut self, peer: PeerId, connection: ConnectionId, now: Instant) {
         for e in &mut self.entries {
             let ours = e.state == State::Dialing(connection);
-            if ours && e.peer.is_none() {
+            if ours {
+                // Our dial reached whoever listens there now (a node may have restarted
+                // with a new identity at the same address); an address with `/p2p/` can
+                // only reach that peer anyway.
                 e.peer = Some(peer);
             }
             if (ours || e.peer == Some(peer)) && !matches!(e.state, State::Connected { .. }) {

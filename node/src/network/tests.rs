@@ -349,7 +349,14 @@ async fn bootstrap_peer_is_redialed_until_it_is_up_and_after_it_restarts() {
     let e_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{e_peer}")
         .parse()
         .expect("addr");
-    let mut d = start(41, &[&e_addr]).await;
+    // D's list names D itself too (as a shared list would): it must not dial itself.
+    let d_self: Multiaddr = format!(
+        "/ip4/127.0.0.1/tcp/1/p2p/{}",
+        Identity::from_seed([41; 32]).expect("identity").peer()
+    )
+    .parse()
+    .expect("addr");
+    let mut d = start(41, &[&d_self, &e_addr]).await;
 
     // E comes up after D has already failed to reach it.
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
@@ -386,6 +393,11 @@ async fn a_lone_node_publishes_without_error_and_shuts_down() {
         Err(Error::TooLarge { .. })
     ));
     assert!(n.client.peers().await.expect("peers").is_empty());
+    let stranger = Identity::from_seed([52; 32]).expect("identity").peer();
+    assert!(matches!(
+        n.client.request(stranger, b"hello?".to_vec()).await,
+        Err(Error::Request { .. })
+    ));
     assert!(matches!(
         n.client.dial("not an address").await,
         Err(Error::InvalidAddr { .. })
