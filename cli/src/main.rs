@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod audit;
 mod client;
+mod demo;
 mod keys;
 mod noderun;
 mod read;
@@ -72,6 +73,8 @@ enum Command {
     Status(read::StatusArgs),
     /// Show an account's balance with its proof against the certified state root.
     Balance(read::BalanceArgs),
+    /// A whole period on a local 4-delegate network, narrated, ending in an audit.
+    Demo(demo::DemoArgs),
     /// Run the economic rules on one period described in a TOML scenario (no network, no keys).
     Simulate(simulate::SimulateArgs),
     /// Export or import the whole certified log.
@@ -131,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => read::run_status(a),
         Command::Balance(a) => read::run_balance(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::Log(c) => audit::run_log(c),
         Command::Audit(c) => audit::run_audit(c),
         Command::History(a) => audit::run_history(a),
