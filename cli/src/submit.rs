@@ -227,8 +227,28 @@ fn open_period(s: &node::api_types::Status) -> anyhow::Result<u64> {
     Ok(s.period)
 }
 
-fn association_or_local(a: Option<String>) -> String {
-    a.unwrap_or_else(|| "local".to_string())
+/// The association a delegate acts for: `--association`, else the one the genesis gives
+/// the signing key.
+fn association_of(common: &Common, given: Option<String>) -> anyhow::Result<String> {
+    if let Some(a) = given {
+        return Ok(a);
+    }
+    let key = common.key.load()?;
+    let api = Api::new(&common.node)?;
+    let text = String::from_utf8(api.get_bytes("/v1/genesis", std::time::Duration::from_secs(10))?)
+        .context("the node's genesis is not text")?;
+    let genesis = protocol::Genesis::from_toml(&text).context("reading the node's genesis")?;
+    genesis
+        .delegates
+        .iter()
+        .find(|d| d.key == key.public())
+        .map(|d| d.association.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not a delegate in the genesis; sign with a delegate's key or pass --association",
+                common.key.key.display()
+            )
+        })
 }
 
 pub fn run_member(c: MemberCommand) -> anyhow::Result<()> {
@@ -240,10 +260,11 @@ pub fn run_member(c: MemberCommand) -> anyhow::Result<()> {
             common,
         } => {
             let member = node::keyfile::resolve_public(&member)?;
+            let association = association_of(&common, association)?;
             send(&common, |_| {
                 Ok(RecordBody::AdmitMember {
                     member,
-                    association: association_or_local(association),
+                    association,
                     exempt,
                 })
             })
@@ -273,10 +294,11 @@ pub fn run_project(c: ProjectCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|c| node::keyfile::resolve_public(c))
                 .collect::<Result<Vec<_>, _>>()?;
+            let association = association_of(&common, association)?;
             send(&common, |_| {
                 Ok(RecordBody::RegisterProject {
                     name,
-                    association: association_or_local(association),
+                    association,
                     coordinators,
                     flat_rate,
                 })
