@@ -41,6 +41,8 @@ pub enum StoreError {
     Log(#[from] LogError),
     #[error("sled: {0}")]
     Sled(String),
+    #[error("{0} is locked by another process: is a node running on it? Stop it, or reach it with --node URL")]
+    Locked(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -52,6 +54,8 @@ pub enum StoreError {
     Corrupt { what: &'static str, reason: String },
     #[error("the stored log is damaged at block {height}: {reason}")]
     Damaged { height: u64, reason: String },
+    #[error("block refused: {0}")]
+    Rejected(crate::audit::ReplayError),
     #[error("record {0} is not in the log")]
     UnknownRecord(Hash),
     #[error("{0}")]

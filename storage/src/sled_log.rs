@@ -16,6 +16,8 @@ pub const VOTES_MAX: usize = 1 << 16;
 pub const PENDING_MAX: usize = 1 << 16;
 
 const LOG_TREE: &str = "log";
+/// How long `Db::open` waits for sled's directory lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 const VOTES_TREE: &str = "votes";
 const PENDING_TREE: &str = "pending";
 
@@ -84,6 +86,35 @@ impl SledLog {
             })?;
             Ok((u64::from_be_bytes(key), v.to_vec()))
         })
+    }
+
+    /// Removes blocks `height` and above (a tail that failed verification), flushed.
+    /// Returns how many were removed.
+    pub fn cut_from(&mut self, height: u64) -> Result<u64, LogError> {
+        let keep = height.saturating_sub(1);
+        let doomed: Vec<sled::IVec> = self
+            .tree
+            .range(height.max(1).to_be_bytes()..)
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in &doomed {
+            self.tree.remove(k)?;
+        }
+        self.tree.flush()?;
+        self.tip = match keep {
+            0 => None,
+            h => {
+                let v = self.tree.get(h.to_be_bytes())?.ok_or(LogError::Corrupt {
+                    height: h,
+                    reason: "block vanished from the log".into(),
+                })?;
+                Some(Tip {
+                    height: h,
+                    hash: decode_frame(h, &v)?.block.hash(),
+                })
+            }
+        };
+        Ok(doomed.len() as u64)
     }
 
     /// The raw tree, for tests that simulate damage on disk.
@@ -167,12 +198,29 @@ impl Db {
                 "the sled cache must be at least 1 byte".into(),
             ));
         }
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(opts.cache_bytes)
             // We flush explicitly before every acknowledgement; no background flusher.
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // sled releases its directory lock only once its background threads let go of
+        // a dropped database, shortly after the drop; a reopen in the same process
+        // retries for a bounded time. Another process holding it (a running node) still
+        // fails, with a message saying so.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled reports a held lock as an `Other` I/O error with this text.
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked(path.display().to_string()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let tree = db.open_tree(LOG_TREE)?;
         if !opts.repair {
             if let (_, Some((height, reason))) = scan(&chain_id, SledLog::frames(&tree)) {

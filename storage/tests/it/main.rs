@@ -4,4 +4,6 @@ mod common;
 mod db;
 mod export;
 mod log_contract;
+mod replay;
 mod sigkill;
+mod store;

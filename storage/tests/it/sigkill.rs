@@ -14,7 +14,7 @@ use crate::common::{chain, fixture, next_block, records_for};
 
 const CHILD_ENV: &str = "PEERHOURS_SIGKILL_CHILD_DIR";
 const ROUNDS: u64 = 60;
-const SEED: u64 = 0x5eed_0f_d00d;
+const SEED: u64 = 0x5eed_f00d;
 /// Blocks the child can write in all (it stops there; the parent never lets it).
 const BLOCKS: u64 = 100_000;
 

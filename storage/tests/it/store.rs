@@ -1,0 +1,254 @@
+//! The store: indexes derived from the log agree with the ledger, survive reopening, are
+//! rebuilt when missing or stale, and the history shows every layer.
+
+use std::path::{Path, PathBuf};
+
+use storage::{Db, DbOptions, Log, Store, StoreError};
+
+use crate::common::{next_block, period_chain, Period};
+
+fn node(dir: &Path, p: &Period) -> PathBuf {
+    let node = dir.join("node0");
+    std::fs::create_dir_all(&node).expect("mkdir");
+    std::fs::write(node.join("genesis.toml"), p.chain.fx.genesis.to_toml()).expect("genesis");
+    node
+}
+
+/// The node's sled database, opened the way the store opens it (waiting for the lock).
+fn raw(n: &Path, p: &Period) -> sled::Db {
+    let (db, _) = Db::open(
+        &n.join("data"),
+        p.chain.fx.chain_id,
+        DbOptions {
+            cache_bytes: 4 << 20,
+            repair: false,
+        },
+    )
+    .expect("db");
+    db.sled().clone()
+}
+
+fn filled(dir: &Path, p: &Period) -> PathBuf {
+    let n = node(dir, p);
+    let mut store = Store::open(&n, 8 << 20).expect("open");
+    for b in &p.chain.blocks {
+        store.append(b).expect("append");
+    }
+    n
+}
+
+#[test]
+fn history_shows_every_layer() {
+    let p = period_chain(10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&filled(dir.path(), &p), 8 << 20).expect("open");
+    let h = store.history(&p.amended).expect("history");
+    let kinds: Vec<&str> = h.layers.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(kinds, ["Contribute", "Attest", "Amend"]);
+    assert_eq!(h.layers[0].hours_mh, Some(2_000));
+    assert_eq!(h.layers[1].hours_mh, None);
+    assert_eq!(h.layers[2].hours_mh, Some(1_500));
+    assert!(h
+        .layers
+        .iter()
+        .all(|l| l.status == "accepted" && l.reason.is_none()));
+    assert_eq!(h.layers[0].signer, p.chain.fx.members[0].public().to_hex());
+    assert_eq!(h.layers[2].signer, p.chain.fx.coordinator.public().to_hex());
+    assert!(h.layers.windows(2).all(|w| w[0].height < w[1].height));
+    let r = store.history(&p.retracted).expect("history");
+    assert_eq!(
+        r.layers.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>(),
+        ["Contribute", "Retract"]
+    );
+    let rej = store.history(&p.rejected).expect("history");
+    assert_eq!(rej.layers.len(), 1);
+    assert_eq!(rej.layers[0].status, "rejected");
+    assert!(
+        rej.layers[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("phase"),
+        "{rej:?}"
+    );
+    assert_eq!(
+        store
+            .rejected()
+            .expect("rejected")
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>(),
+        [p.rejected.to_hex()]
+    );
+    assert!(matches!(
+        store.history(&protocol::Hash::ZERO),
+        Err(StoreError::UnknownRecord(_))
+    ));
+    let json = serde_json::to_value(&h).expect("json");
+    for f in [
+        "id", "kind", "signer", "height", "status", "reason", "hours_mh",
+    ] {
+        assert!(json["layers"][0].get(f).is_some(), "field {f}");
+    }
+}
+
+#[test]
+fn indexes_follow_the_ledger_block_by_block() {
+    let p = period_chain(10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = node(dir.path(), &p);
+    let mut store = Store::open(&n, 8 << 20).expect("open");
+    // The genesis balances are indexed before any block.
+    assert_eq!(
+        store.balances().expect("balances").len(),
+        store.ledger().accounts().len()
+    );
+    for b in &p.chain.blocks {
+        store.append(b).expect("append");
+        let live: std::collections::BTreeMap<String, i64> = store
+            .ledger()
+            .accounts()
+            .into_iter()
+            .map(|(a, v)| (a.to_string(), v))
+            .collect();
+        assert_eq!(
+            store.balances().expect("balances"),
+            live,
+            "after block {}",
+            b.block.height
+        );
+        let open = store.open_auctions().expect("auctions");
+        let h = b.block.height;
+        // Open from its posting until bidding closes two blocks later.
+        let expect_open = h >= p.auction_open_at && h < p.auction_open_at + 2;
+        assert_eq!(
+            open.len(),
+            usize::from(expect_open),
+            "after block {h}: {open:?}"
+        );
+    }
+}
+
+#[test]
+fn reopen_keeps_the_index_and_rebuilds_it_when_missing_or_stale() {
+    let p = period_chain(20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = filled(dir.path(), &p);
+    let (root, balances) = {
+        let s = Store::open(&n, 8 << 20).expect("reopen");
+        assert_eq!(
+            s.opened().index_rebuilt_from,
+            None,
+            "a consistent index is kept"
+        );
+        assert_eq!(s.opened().cut, None);
+        assert_eq!(s.height(), 20);
+        (s.ledger().state_root(), s.balances().expect("balances"))
+    };
+    // Lose the index meta: everything is derived again.
+    {
+        let db = raw(&n, &p);
+        db.open_tree("idx/meta")
+            .expect("tree")
+            .clear()
+            .expect("clear");
+        db.open_tree("idx/balances")
+            .expect("tree")
+            .insert("pool", &7i64.to_be_bytes())
+            .expect("junk");
+        db.flush().expect("flush");
+    }
+    let s = Store::open(&n, 8 << 20).expect("rebuild");
+    assert_eq!(s.opened().index_rebuilt_from, Some(1));
+    assert_eq!(s.balances().expect("balances"), balances);
+    assert_eq!(s.ledger().state_root(), root);
+    assert_eq!(s.history(&p.amended).expect("history").layers.len(), 3);
+    drop(s);
+    // A meta naming the wrong state root: stale, rebuilt.
+    {
+        let db = raw(&n, &p);
+        let meta = storage::index::IndexMeta {
+            height: 10,
+            state_root: protocol::Hash::of(b"wrong"),
+        };
+        db.open_tree("idx/meta")
+            .expect("tree")
+            .insert("tip", protocol::codec::encode(&meta))
+            .expect("meta");
+        db.flush().expect("flush");
+    }
+    let s = Store::open(&n, 8 << 20).expect("rebuild stale");
+    assert_eq!(s.opened().index_rebuilt_from, Some(1));
+    assert_eq!(s.balances().expect("balances"), balances);
+    drop(s);
+    // An index behind the log (crash between log append and index write): caught up.
+    {
+        let db = raw(&n, &p);
+        let meta = storage::index::IndexMeta {
+            height: 0,
+            state_root: protocol::Hash::of(b"x"),
+        };
+        db.open_tree("idx/meta")
+            .expect("tree")
+            .insert("tip", protocol::codec::encode(&meta))
+            .expect("meta");
+        db.flush().expect("flush");
+    }
+    let s = Store::open(&n, 8 << 20).expect("rebuild behind");
+    assert_eq!(s.balances().expect("balances"), balances);
+}
+
+#[test]
+fn append_refuses_what_does_not_verify_and_stays_usable() {
+    let p = period_chain(8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = node(dir.path(), &p);
+    let mut store = Store::open(&n, 8 << 20).expect("open");
+    for b in &p.chain.blocks[..4] {
+        store.append(b).expect("append");
+    }
+    let mut bad = p.chain.blocks[4].clone();
+    bad.certificate.signatures[0].1 .0[5] ^= 1;
+    let e = store.append(&bad).expect_err("bad certificate");
+    assert!(e.to_string().contains("block 5: certificate"), "{e}");
+    // Nothing was written; the good block still goes in.
+    assert_eq!(store.height(), 4);
+    store.append(&p.chain.blocks[4]).expect("append good");
+    // A block out of place is refused too.
+    assert!(store.append(&p.chain.blocks[6]).is_err());
+    assert_eq!(store.height(), 5);
+}
+
+#[test]
+fn open_cuts_a_tail_that_does_not_verify() {
+    let p = period_chain(8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = filled(dir.path(), &p);
+    // Sneak a block with a forged certificate past the store, straight into the log.
+    let stranger = protocol::testkit::Fixture::new("strangers", 4, 0);
+    {
+        let (mut db, _) = Db::open(
+            &n.join("data"),
+            p.chain.fx.chain_id,
+            DbOptions {
+                cache_bytes: 4 << 20,
+                repair: true,
+            },
+        )
+        .expect("db");
+        let mut b = next_block(&p.chain.fx, p.chain.blocks.last(), vec![]).block;
+        b.state_root = p.chain.ledger.state_root();
+        let mut forged = stranger.certify(b);
+        forged.proposer_signature = forged
+            .block
+            .sign(&p.chain.fx.delegates[1], &p.chain.fx.chain_id);
+        db.append(&forged).expect("structurally fine");
+        assert_eq!(db.log().height(), 9);
+    }
+    let s = Store::open(&n, 8 << 20).expect("open");
+    let cut = s.opened().cut.clone().expect("cut");
+    assert_eq!((cut.from_height, cut.removed), (9, 1));
+    assert!(cut.reason.contains("certificate"), "{cut:?}");
+    assert_eq!(s.height(), 8);
+    assert_eq!(s.ledger().state_root(), p.chain.ledger.state_root());
+}
