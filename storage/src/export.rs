@@ -15,6 +15,7 @@ use protocol::codec;
 use protocol::limits::{BLOCK_BYTES_MAX, CERTIFICATE_BYTES_MAX, GENESIS_BYTES_MAX};
 use protocol::{CertifiedBlock, Genesis, Hash};
 
+use crate::audit::{ReplayError, Replayer, BATCH_BLOCKS};
 use crate::error::StoreError;
 use crate::log::{Log, READ_BLOCKS_MAX};
 use crate::sled_log::{Db, DbOptions};
@@ -57,6 +58,8 @@ pub enum ExportError {
     Truncated { frames: u64 },
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("the log does not verify: {0}")]
+    Replay(#[from] ReplayError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -457,14 +460,25 @@ fn import_into<R: Read>(
             repair: false,
         },
     )?;
-    while let Some(block) = reader.next_block()? {
-        let h = block.block.height;
+    // Everything is verified as the auditor's replay would (signatures, links,
+    // certificates, state roots, invariants) before it is written.
+    let mut replayer = Replayer::new(genesis);
+    let mut batch = Vec::with_capacity(BATCH_BLOCKS);
+    loop {
+        batch.clear();
+        while batch.len() < BATCH_BLOCKS {
+            match reader.next_block()? {
+                Some(b) => batch.push(b),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        replayer.push_batch(&batch)?;
         db.log_mut()
-            .append(&block)
-            .map_err(|e| ExportError::Frame {
-                frame: h,
-                reason: e.to_string(),
-            })?;
+            .append_batch(&batch)
+            .map_err(StoreError::from)?;
     }
     let tip = db.log().tip().map_or(genesis.chain_id(), |t| t.hash);
     Ok(Summary {

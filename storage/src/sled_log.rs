@@ -88,6 +88,28 @@ impl SledLog {
         })
     }
 
+    /// Appends consecutive blocks with one flush at the end (bulk import). Each is
+    /// checked as `append` checks it; on error the blocks before the bad one are kept.
+    pub fn append_batch(&mut self, blocks: &[CertifiedBlock]) -> Result<(), LogError> {
+        let mut result = Ok(());
+        for block in blocks {
+            if let Err(e) = check_link(&self.chain_id, self.tip, block) {
+                result = Err(e);
+                break;
+            }
+            let height = block.block.height;
+            let frame = encode_frame(block);
+            decode_frame(height, &frame)?;
+            self.tree.insert(height.to_be_bytes(), frame)?;
+            self.tip = Some(Tip {
+                height,
+                hash: block.block.hash(),
+            });
+        }
+        self.tree.flush()?;
+        result
+    }
+
     /// Removes blocks `height` and above (a tail that failed verification), flushed.
     /// Returns how many were removed.
     pub fn cut_from(&mut self, height: u64) -> Result<u64, LogError> {

@@ -6,7 +6,7 @@ use protocol::CertifiedBlock;
 use storage::export::{self, ExportError, ExportReader, ExportWriter};
 use storage::{Db, DbOptions, Log};
 
-use crate::common::{chain, fixture};
+use crate::common::{chain, fixture, period_chain};
 
 fn node_dir(dir: &Path, blocks: &[CertifiedBlock]) {
     let fx = fixture();
@@ -37,7 +37,7 @@ fn read_file(bytes: &[u8]) -> Result<Vec<CertifiedBlock>, ExportError> {
 #[test]
 fn export_then_import_round_trips() {
     let fx = fixture();
-    let blocks = chain(&fx, 40);
+    let blocks = period_chain(40).chain.blocks;
     let src = tempfile::tempdir().expect("tempdir");
     node_dir(src.path(), &blocks);
     let file = src.path().join("log.phl");
@@ -149,4 +149,22 @@ fn import_of_a_damaged_file_leaves_nothing() {
         !node.join("genesis.toml").exists(),
         "no genesis left behind"
     );
+}
+
+#[test]
+fn import_refuses_a_log_that_does_not_verify() {
+    let fx = fixture();
+    let mut blocks = period_chain(10).chain.blocks;
+    blocks[6].certificate.signatures[0].1 .0[3] ^= 0x20;
+    let mut w = ExportWriter::new(Vec::new(), &fx.genesis).expect("w");
+    for b in &blocks {
+        w.block(b).expect("block");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("forged.phl");
+    std::fs::write(&file, w.finish().expect("finish")).expect("write");
+    let node = dir.path().join("node");
+    let e = export::import(&file, &node, 4 << 20).expect_err("forged certificate");
+    assert!(e.to_string().contains("block 7: certificate"), "{e}");
+    assert!(!node.join("data").exists(), "no database left behind");
 }
