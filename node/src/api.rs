@@ -110,6 +110,14 @@ async fn history(State(api): State<Api>, Path(id): Path<String>) -> Response {
     }
 }
 
+async fn block(State(api): State<Api>, Path(height): Path<u64>) -> Response {
+    match api.ask(|reply| Command::Block { height, reply }).await {
+        Ok(Ok(b)) => Json(b).into_response(),
+        Ok(Err(e)) => command_error(e),
+        Err(r) => r,
+    }
+}
+
 async fn export(State(api): State<Api>) -> Response {
     match api.ask(|reply| Command::Export { reply }).await {
         Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
@@ -133,6 +141,7 @@ pub fn router(commands: mpsc::Sender<Command>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/balance/{account}", get(balance))
         .route("/v1/history/{id}", get(history))
+        .route("/v1/block/{height}", get(block))
         .route("/v1/log", get(export))
         .route("/v1/genesis", get(genesis))
         .layer(DefaultBodyLimit::max(protocol::limits::RECORD_BYTES_MAX + 1024))

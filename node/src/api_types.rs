@@ -8,6 +8,7 @@
 //! - `GET /v1/balance/{account}` → `Balance` (`account`: member hex, `pool`, `surplus`, `social:<a>`);
 //! - `GET /v1/records/{id}?wait_ms=N` → `Submitted` (waits up to N ms for a certified block);
 //! - `GET /v1/history/{id}` → `History`;
+//! - `GET /v1/block/{height}` → `BlockInfo` (a certified block);
 //! - `GET /v1/log` → the export file (`docs/log-format.md`).
 
 use serde::{Deserialize, Serialize};
@@ -56,4 +57,19 @@ pub struct Balance {
     pub height: u64,
     pub state_root: String,
     pub proof: serde_json::Value,
+}
+
+/// One certified block, as `GET /v1/block/{height}` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub height: u64,
+    pub hash: String,
+    pub view: u64,
+    pub proposer: String,
+    pub timestamp_ms: u64,
+    pub state_root: String,
+    /// Record ids in block order.
+    pub records: Vec<String>,
+    /// Delegates whose finalize signatures certify it.
+    pub signers: Vec<String>,
 }

@@ -81,6 +81,7 @@ pub enum Command {
     Watch { id: String, reply: oneshot::Sender<Result<watch::Receiver<Submitted>, CommandError>> },
     History { id: String, reply: oneshot::Sender<Result<serde_json::Value, CommandError>> },
     Export { reply: oneshot::Sender<Result<Vec<u8>, CommandError>> },
+    Block { height: u64, reply: oneshot::Sender<Result<crate::api_types::BlockInfo, CommandError>> },
     Genesis { reply: oneshot::Sender<String> },
 }
 
@@ -92,6 +93,17 @@ pub struct RunningNode {
     pub listen: Vec<String>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), NodeError>>,
+    /// The actor's command channel, for in-process callers (the bench) that skip HTTP.
+    commands: mpsc::Sender<Command>,
+    /// What the node has made final so far.
+    progress: watch::Receiver<Progress>,
+}
+
+/// What a node has made final: its certified height and the records in its log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub height: u64,
+    pub records: u64,
 }
 
 impl RunningNode {
@@ -109,6 +121,32 @@ impl RunningNode {
     /// A handle that stops the node when sent `true`.
     pub fn stopper(&self) -> watch::Sender<bool> {
         self.stop.clone()
+    }
+
+    /// Submits one signed record in-process, exactly as the API's submit does (checked,
+    /// stored durably, gossiped) but without HTTP.
+    pub async fn submit(&self, bytes: Vec<u8>) -> Result<Submitted, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Submit { bytes, reply })
+            .await
+            .map_err(|_| CommandError::Internal("the node has stopped".into()))?;
+        rx.await.map_err(|_| CommandError::Internal("the node has stopped".into()))?
+    }
+
+    /// A watch on a pending record's standing (see `Command::Watch`).
+    pub async fn watch(&self, id: &RecordId) -> Result<watch::Receiver<Submitted>, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Watch { id: id.to_hex(), reply })
+            .await
+            .map_err(|_| CommandError::Internal("the node has stopped".into()))?;
+        rx.await.map_err(|_| CommandError::Internal("the node has stopped".into()))?
+    }
+
+    /// Certified height and records so far, updated as blocks become final.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
     }
 }
 
@@ -173,6 +211,8 @@ struct Node {
     sync_tx: mpsc::Sender<SyncAnswer>,
     /// Nonce counter for records this node signs itself (evidence).
     own_nonce: u64,
+    /// Published after every final block (height, records in the log).
+    progress: watch::Sender<Progress>,
 }
 
 fn read_genesis(config: &NodeConfig) -> Result<(Genesis, String), NodeError> {
@@ -272,6 +312,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         crate::api::bind(config.api).await.map_err(|e| NodeError::Api { addr: config.api, source: e })?;
     let api_addr = api_listener.local_addr().map_err(|e| NodeError::Api { addr: config.api, source: e })?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CHANNEL);
+    let commands = cmd_tx.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut api_stop = stop_rx.clone();
     tokio::spawn(async move {
@@ -284,6 +325,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     });
 
     let (sync_tx, sync_rx) = mpsc::channel(SYNC_CHANNEL);
+    let (progress_tx, progress_rx) = watch::channel(Progress { height, records: 0 });
     let node = Node {
         genesis,
         genesis_toml,
@@ -301,10 +343,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         sync: Sync { in_flight: false, next_peer: 0, again: false },
         sync_tx,
         own_nonce: 0,
+        progress: progress_tx,
     };
     tracing::info!(api = %api_addr, ?listen, delegate = is_delegate, "node started");
     let task = tokio::spawn(node.run(events, cmd_rx, sync_rx, stop_rx));
-    Ok(RunningNode { api: api_addr, listen, stop: stop_tx, task })
+    Ok(RunningNode { api: api_addr, listen, stop: stop_tx, task, commands, progress: progress_rx })
 }
 
 /// Wall-clock milliseconds since the Unix epoch: block timestamps (display only).
@@ -437,6 +480,10 @@ impl Node {
             self.db.remove_pending(&lapsed)?;
         }
         tracing::info!(height, records = cb.block.records.len(), root = %cb.block.state_root, "block final");
+        self.progress.send_modify(|p| {
+            p.height = height;
+            p.records = p.records.saturating_add(cb.block.records.len() as u64);
+        });
         let Some(receipt) = receipt else { return Ok(()) };
         for (rec, outcome) in cb.block.records.iter().zip(receipt.outcomes) {
             let id = rec.id();
@@ -698,6 +745,9 @@ impl Node {
             Command::Export { reply } => {
                 let _ = reply.send(self.export());
             }
+            Command::Block { height, reply } => {
+                let _ = reply.send(self.block_info(height));
+            }
             Command::Genesis { reply } => {
                 let _ = reply.send(self.genesis_toml.clone());
             }
@@ -788,6 +838,31 @@ impl Node {
     fn history(&self, id: &str) -> Result<serde_json::Value, CommandError> {
         let _ = id;
         Err(CommandError::NotFound("history is served once the record index is built".into()))
+    }
+
+    fn block_info(&self, height: u64) -> Result<crate::api_types::BlockInfo, CommandError> {
+        let tip = self.db.log().height();
+        if height == 0 || height > tip {
+            return Err(CommandError::NotFound(format!("no certified block at height {height} (the tip is {tip})")));
+        }
+        let cb = self
+            .db
+            .log()
+            .read(height..=height)
+            .map_err(|e| CommandError::Internal(e.to_string()))?
+            .pop()
+            .ok_or_else(|| CommandError::NotFound(format!("no certified block at height {height}")))?;
+        let b = &cb.block;
+        Ok(crate::api_types::BlockInfo {
+            height: b.height,
+            hash: b.hash().to_hex(),
+            view: b.view,
+            proposer: b.proposer.to_hex(),
+            timestamp_ms: b.timestamp_ms,
+            state_root: b.state_root.to_hex(),
+            records: b.records.iter().map(|r| r.id().to_hex()).collect(),
+            signers: cb.certificate.signatures.iter().map(|(k, _)| k.to_hex()).collect(),
+        })
     }
 
     fn export(&self) -> Result<Vec<u8>, CommandError> {
