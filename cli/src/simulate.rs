@@ -18,14 +18,34 @@ pub struct SimulateArgs {
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.scenario)
         .with_context(|| format!("cannot read the scenario {}", args.scenario.display()))?;
-    let report =
-        simulate::run(&text).with_context(|| format!("scenario {}", args.scenario.display()))?;
+    let report = simulate::run(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "scenario {}: {}",
+            args.scenario.display(),
+            one_line(&e.to_string())
+        )
+    })?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", table(&report));
     }
     Ok(())
+}
+
+/// TOML parse errors quote the offending line under the message; stderr gets one line.
+fn one_line(text: &str) -> String {
+    let is_snippet = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with('|')
+            || t.split_once(" |")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_snippet(l))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The report for people: hours and weights as decimals.
