@@ -91,16 +91,16 @@ pub enum TaskCommand {
         #[arg(long)]
         project: String,
         /// Estimated hours (shown to bidders), e.g. 2.5.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         hours: String,
         /// How many people are needed.
         #[arg(long)]
         slots: u32,
         /// Lowest weight the auction may reach (at most 1.0).
-        #[arg(long, default_value = "0.5")]
+        #[arg(long, allow_negative_numbers = true, default_value = "0.5")]
         min_weight: String,
         /// Highest weight the auction may reach (at least 1.0).
-        #[arg(long, default_value = "5.0")]
+        #[arg(long, allow_negative_numbers = true, default_value = "5.0")]
         max_weight: String,
         #[command(flatten)]
         common: Common,
@@ -118,7 +118,7 @@ pub enum ProductCommand {
         #[arg(long)]
         units: u32,
         /// Cost per unit in hours (its share of the weighted production effort).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         cost: String,
         #[command(flatten)]
         common: Common,
@@ -132,7 +132,7 @@ pub enum BidCommand {
         #[arg(long)]
         task: String,
         /// Your reserve weight, e.g. 1.5 (above 0; above the task's maximum cannot win).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         weight: String,
         #[command(flatten)]
         common: Common,
@@ -142,7 +142,7 @@ pub enum BidCommand {
         #[arg(long)]
         product: String,
         /// Your maximum in hours (not below the product's cost).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         max: String,
         #[command(flatten)]
         common: Common,
@@ -155,7 +155,7 @@ pub struct ContributeArgs {
     #[arg(long)]
     pub task: String,
     /// Hours worked, e.g. 2.5 (at most 3 decimals).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub hours: String,
     /// A short note for the coordinator.
     #[arg(long, default_value = "")]
@@ -170,7 +170,7 @@ pub struct AttestArgs {
     #[arg(long)]
     pub contribution: String,
     /// The hours that count, if not the claimed ones.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub hours: Option<String>,
     #[command(flatten)]
     pub common: Common,
@@ -182,7 +182,7 @@ pub struct AmendArgs {
     #[arg(long)]
     pub contribution: String,
     /// The hours that count from now on.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub hours: String,
     #[command(flatten)]
     pub common: Common,
