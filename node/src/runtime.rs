@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use protocol::ledger::{Account, Outcome};
 use protocol::{CertifiedBlock, Genesis, Hash, Keypair, RecordBody, RecordId, SignedRecord, SignedVote};
-use storage::{Db, DbOptions, Log};
+use storage::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -193,7 +193,8 @@ struct Node {
     chain_id: Hash,
     /// Our delegate key, if this node votes.
     key: Option<Keypair>,
-    db: Db,
+    /// The log, own votes, pending submissions and indexes.
+    store: Store,
     engine: Engine,
     net: network::Client,
     /// Connected peers.
@@ -231,44 +232,32 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let chain_id = genesis.chain_id();
     let key = config.delegate_key.as_ref().map(|p| crate::keyfile::read(p)).transpose()?;
 
-    // The store: verify the chain, cut a damaged tail (peers send it again).
-    let (db, cut) = Db::open(&config.data, chain_id, DbOptions { cache_bytes: config.cache_mb * 1024 * 1024, repair: true })?;
-    if let Some(cut) = cut {
+    // The store verifies the chain, cuts a damaged tail (peers send it again), replays the
+    // log into its ledger and brings the indexes up to date.
+    let store = Store::open_data(&config.data, genesis.clone(), config.cache_mb * 1024 * 1024)?;
+    if let Some(cut) = &store.opened().cut {
         tracing::warn!(?cut, "cut a damaged log tail; it will be fetched again from peers");
     }
-
-    // Replay the log into the ledger (the log is the truth).
-    let mut ledger = protocol::ledger::Ledger::from_genesis(&genesis);
-    let mut tip = Tip::genesis(chain_id);
-    let mut schedule = Schedule::new(genesis.delegate_keys())?;
-    let height = db.log().height();
-    let mut from = 1;
-    while from <= height {
-        let to = (from + 255).min(height);
-        let blocks = db.log().read(from..=to).map_err(|e| NodeError::Replay(e.to_string()))?;
-        for cb in &blocks {
-            let verified = protocol::record::verify_all(&cb.block.records, &chain_id)
-                .map_err(|(i, e)| NodeError::Replay(format!("block {} record {i}: {e}", cb.block.height)))?;
-            let before = ledger.delegates_for(cb.block.height + 2);
-            let receipt =
-                ledger.apply(cb.block.height, &verified).map_err(|e| NodeError::Replay(e.to_string()))?;
-            if receipt.state_root != cb.block.state_root {
-                return Err(NodeError::Replay(format!("block {}: state root differs", cb.block.height)));
-            }
-            let after = ledger.delegates_for(cb.block.height + 2);
-            if before != after {
-                schedule.insert(cb.block.height + 2, after)?;
-            }
-            tip = Tip::of(cb);
-        }
-        from = to + 1;
+    let ledger = store.ledger().clone();
+    let height = store.height();
+    let tip = if height == 0 {
+        Tip::genesis(chain_id)
+    } else {
+        store.read(height..=height)?.pop().map(|cb| Tip::of(&cb)).unwrap_or_else(|| Tip::genesis(chain_id))
+    };
+    // The delegate sets from the next height on (a certified ChangeDelegates takes effect
+    // two blocks after the one holding it).
+    let mut schedule = Schedule::new(ledger.delegates_for(height + 1))?;
+    let later = ledger.delegates_for(height + 2);
+    if later != ledger.delegates_for(height + 1) {
+        schedule.insert(height + 2, later)?;
     }
-    tracing::info!(height, root = %ledger.state_root(), "replayed the stored log");
+    tracing::info!(height, root = %ledger.state_root(), "opened the stored log");
 
     // Pending submissions survive restarts and are proposed again.
     let mut mempool = Mempool::new(config.mempool_max);
     let mut stale = Vec::new();
-    for (id, bytes) in db.pending()? {
+    for (id, bytes) in store.pending()? {
         match SignedRecord::verify_bytes(&bytes, &chain_id) {
             Ok(rec) if !ledger.contains_record(&id) && ledger.check(&rec).is_ok() => {
                 let _ = mempool.insert(rec);
@@ -276,13 +265,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             _ => stale.push(id),
         }
     }
-    db.remove_pending(&stale)?;
+    store.remove_pending(&stale)?;
 
     let app = LedgerApp::new(ledger, tip.hash, mempool, genesis.params.block_records_max as usize);
     let is_delegate = key.as_ref().is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
     let engine = match (&key, is_delegate) {
         (Some(k), true) => {
-            let votes = db.votes()?;
+            let votes = store.votes()?;
             let cfg = agreement::Config { chain_id, key: k.clone(), view_timeout_ms: config.view_timeout_ms };
             Engine::Delegate(Box::new(Voter::new(cfg, app, schedule, tip, votes)?))
         }
@@ -331,7 +320,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         genesis_toml,
         chain_id,
         key,
-        db,
+        store,
         engine,
         net,
         peers: BTreeSet::new(),
@@ -410,7 +399,7 @@ impl Node {
             }
         }
         let _ = self.net.shutdown().await;
-        self.db.sled().flush().map_err(|e| NodeError::Store(e.into()))?;
+        self.store.db().sled().flush().map_err(|e| NodeError::Store(e.into()))?;
         tracing::info!("node stopped");
         Ok(())
     }
@@ -428,7 +417,7 @@ impl Node {
     async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), NodeError> {
         for effect in effects {
             match effect {
-                Effect::PersistVote(v) => self.db.record_vote(&v)?,
+                Effect::PersistVote(v) => self.store.record_vote(&v)?,
                 Effect::SendVote(v) => self.publish(Topic::Votes, v.to_bytes()).await,
                 Effect::SendProposal { block, signature } => {
                     let bytes = SyncRequest::Propose { block, signature }.to_bytes();
@@ -472,12 +461,12 @@ impl Node {
     fn commit(&mut self, cb: CertifiedBlock) -> Result<(), NodeError> {
         let height = cb.block.height;
         let hash = cb.block.hash();
-        self.db.append(&cb)?;
+        self.store.append(&cb)?;
         let app = self.engine.app_mut();
         let lapsed = app.take_lapsed();
         let receipt = app.take_receipt(height, &hash);
         if !lapsed.is_empty() {
-            self.db.remove_pending(&lapsed)?;
+            self.store.remove_pending(&lapsed)?;
         }
         tracing::info!(height, records = cb.block.records.len(), root = %cb.block.state_root, "block final");
         self.progress.send_modify(|p| {
@@ -696,7 +685,7 @@ impl Node {
     }
 
     fn serve_blocks(&self, from: u64, max: u32) -> SyncResponse {
-        let tip = self.db.log().height();
+        let tip = self.store.height();
         if from == 0 {
             return SyncResponse::Refused("heights start at 1".into());
         }
@@ -704,7 +693,7 @@ impl Node {
             return SyncResponse::Blocks { tip, blocks: Vec::new() };
         }
         let to = tip.min(from.saturating_add(u64::from(max.clamp(1, BLOCKS_PER_RESPONSE_MAX))) - 1);
-        match self.db.log().read(from..=to) {
+        match self.store.read(from..=to) {
             Ok(all) => {
                 let mut blocks = Vec::new();
                 let mut bytes = 0usize;
@@ -769,7 +758,7 @@ impl Node {
         }
         app.ledger().check(&rec).map_err(|r| CommandError::Refused(r.0))?;
         app.mempool.insert(rec).map_err(|e| CommandError::Busy(e.to_string()))?;
-        if let Err(e) = self.db.add_pending(id, &bytes) {
+        if let Err(e) = self.store.add_pending(id, &bytes) {
             self.engine.app_mut().mempool.remove([id].iter());
             return Err(CommandError::Internal(format!("could not store the record: {e}")));
         }
@@ -824,6 +813,11 @@ impl Node {
         if let Some(w) = self.watchers.get(&id) {
             return Ok(w.subscribe());
         }
+        if let Ok(Some(e)) = self.store.record(&id) {
+            let (status, reason) = if e.accepted { ("accepted", None) } else { ("rejected", e.reason) };
+            let s = Submitted { id: id.to_hex(), height: Some(e.height), status: status.into(), reason };
+            return Ok(watch::channel(s).1);
+        }
         if !self.engine.app().mempool.contains(&id) {
             return Err(CommandError::NotFound(format!("record {id} is neither pending nor recently committed here")));
         }
@@ -836,18 +830,21 @@ impl Node {
     }
 
     fn history(&self, id: &str) -> Result<serde_json::Value, CommandError> {
-        let _ = id;
-        Err(CommandError::NotFound("history is served once the record index is built".into()))
+        let id = Hash::from_hex(id).map_err(|e| CommandError::BadRequest(format!("record id: {e}")))?;
+        let h = self.store.history(&id).map_err(|e| CommandError::Internal(e.to_string()))?;
+        if h.layers.is_empty() {
+            return Err(CommandError::NotFound(format!("record {id} is not in the log")));
+        }
+        serde_json::to_value(&h).map_err(|e| CommandError::Internal(e.to_string()))
     }
 
     fn block_info(&self, height: u64) -> Result<crate::api_types::BlockInfo, CommandError> {
-        let tip = self.db.log().height();
+        let tip = self.store.height();
         if height == 0 || height > tip {
             return Err(CommandError::NotFound(format!("no certified block at height {height} (the tip is {tip})")));
         }
         let cb = self
-            .db
-            .log()
+            .store
             .read(height..=height)
             .map_err(|e| CommandError::Internal(e.to_string()))?
             .pop()
@@ -868,11 +865,11 @@ impl Node {
     fn export(&self) -> Result<Vec<u8>, CommandError> {
         let mut w = storage::export::ExportWriter::new(Vec::new(), &self.genesis)
             .map_err(|e| CommandError::Internal(e.to_string()))?;
-        let height = self.db.log().height();
+        let height = self.store.height();
         let mut from = 1;
         while from <= height {
             let to = (from + 255).min(height);
-            let blocks = self.db.log().read(from..=to).map_err(|e| CommandError::Internal(e.to_string()))?;
+            let blocks = self.store.read(from..=to).map_err(|e| CommandError::Internal(e.to_string()))?;
             for b in &blocks {
                 w.block(b).map_err(|e| CommandError::Internal(e.to_string()))?;
             }
