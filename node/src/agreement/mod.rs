@@ -35,6 +35,8 @@ pub const VIEWS_AHEAD_MAX: u64 = 64;
 pub const VIEWS_BEHIND_MAX: u64 = 512;
 /// Most views whose certificates (notarization or nullification) are re-sent on a timeout.
 pub const FORWARD_VIEWS_MAX: usize = 16;
+/// Certificates kept for heights above the finalized tip (beyond, catch-up fetches them).
+pub const CERTS_AHEAD_MAX: u64 = 256;
 /// Most block bodies asked for and not yet received at one time.
 pub const WANTED_MAX: usize = 64;
 

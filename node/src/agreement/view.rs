@@ -1,11 +1,13 @@
-//! What one view has seen: the proposal, the votes by kind and signer, and our own votes.
+//! What one view has seen: the proposal, the votes by signer, and our own votes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::{Hash, PublicKey, SignedVote, Vote};
 
-/// The votes of one kind in one view: the first valid vote of each signer.
-pub(crate) type Votes = BTreeMap<PublicKey, SignedVote>;
+/// Most votes kept per signer and view: one of each kind, plus one that conflicts (a
+/// Byzantine signer's other vote may be part of a quorum other nodes counted, so it must
+/// count here too; more than that is only noise).
+pub(crate) const VOTES_PER_SIGNER_MAX: usize = 4;
 
 /// One view's state.
 #[derive(Debug, Default)]
@@ -13,12 +15,8 @@ pub(crate) struct ViewState {
     /// Hash of the first correctly signed proposal of this view's leader: the only block we
     /// consider voting for in this view.
     pub proposal: Option<Hash>,
-    /// Notarize votes, first per signer.
-    pub notarizes: Votes,
-    /// Nullify votes, first per signer.
-    pub nullifies: Votes,
-    /// Finalize votes, first per signer.
-    pub finalizes: Votes,
+    /// Every valid vote of each signer in this view (bounded per signer).
+    pub votes: BTreeMap<PublicKey, Vec<SignedVote>>,
     /// The block `q` delegates notarized here, with its height.
     pub notarized: Option<(Hash, u64)>,
     /// Whether `q` delegates nullified this view.
@@ -27,8 +25,8 @@ pub(crate) struct ViewState {
     pub own_notarize: Option<Hash>,
     /// Whether we nullified this view (then we never finalize in it).
     pub own_nullify: bool,
-    /// Whether we finalized in this view (then we never nullify it).
-    pub own_finalize: bool,
+    /// Our finalize vote in this view, if any (then we never nullify it).
+    pub own_finalize: Option<SignedVote>,
     /// Whether the finalize step of this view is settled (voted, or found unnecessary).
     pub finalize_settled: bool,
     /// Whether we proved the current proposal invalid (then we nullify at once).
@@ -37,67 +35,85 @@ pub(crate) struct ViewState {
     pub evidence: BTreeSet<PublicKey>,
 }
 
+/// What adding a vote did.
+pub(crate) enum Added {
+    /// Stored; `Some(old)` if it conflicts with a vote of the same signer.
+    New(Option<SignedVote>),
+    /// Already known, or over the per-signer bound.
+    Known,
+}
+
 impl ViewState {
-    /// The stored vote of the same kind by the same signer, if any.
-    pub fn slot(&mut self, vote: &Vote) -> &mut Votes {
-        match vote {
-            Vote::Notarize { .. } => &mut self.notarizes,
-            Vote::Nullify { .. } => &mut self.nullifies,
-            Vote::Finalize { .. } => &mut self.finalizes,
+    /// Whether this exact vote of this signer is known (signatures aside: ed25519 votes are
+    /// deterministic, and a second signature on the same vote adds nothing).
+    pub fn knows(&self, sv: &SignedVote) -> bool {
+        self.votes
+            .get(&sv.signer)
+            .is_some_and(|vs| vs.iter().any(|v| v.vote == sv.vote))
+    }
+
+    /// Stores a verified vote.
+    pub fn add(&mut self, sv: SignedVote) -> Added {
+        let mine = self.votes.entry(sv.signer).or_default();
+        if mine.iter().any(|v| v.vote == sv.vote) || mine.len() >= VOTES_PER_SIGNER_MAX {
+            return Added::Known;
         }
+        let conflict = mine.iter().find(|old| old.conflicts_with(&sv)).copied();
+        mine.push(sv);
+        Added::New(conflict)
     }
 
-    /// A stored vote of `signer` that conflicts with `vote`, if any.
-    pub fn conflicting(&self, vote: &SignedVote) -> Option<SignedVote> {
-        [&self.notarizes, &self.nullifies, &self.finalizes]
-            .into_iter()
-            .filter_map(|m| m.get(&vote.signer))
-            .find(|old| old.conflicts_with(vote))
-            .copied()
+    fn all(&self) -> impl Iterator<Item = &SignedVote> {
+        self.votes.values().flatten()
     }
 
-    /// Signers (from `delegates`) that notarized `block` at `height`, and their votes.
+    /// Notarize votes from `delegates` for `block` at `height`, one per signer.
     pub fn notarizes_for(
         &self,
         block: Hash,
         height: u64,
         delegates: &[PublicKey],
     ) -> Vec<SignedVote> {
-        votes_for(
-            &self.notarizes,
-            delegates,
-            |v| matches!(v, Vote::Notarize { block: b, height: h, .. } if *b == block && *h == height),
-        )
+        self.pick(delegates, |v| matches!(v, Vote::Notarize { block: b, height: h, .. } if *b == block && *h == height))
     }
 
-    /// Nullify votes from `delegates`.
+    /// Nullify votes from `delegates`, one per signer.
     pub fn nullifies_from(&self, delegates: &[PublicKey]) -> Vec<SignedVote> {
-        votes_for(&self.nullifies, delegates, |_| true)
+        self.pick(delegates, |v| matches!(v, Vote::Nullify { .. }))
     }
 
-    /// Finalize votes from `delegates` for `block` at `height`.
+    /// Finalize votes from `delegates` for `block` at `height`, one per signer.
     pub fn finalizes_for(
         &self,
         block: Hash,
         height: u64,
         delegates: &[PublicKey],
     ) -> Vec<SignedVote> {
-        votes_for(
-            &self.finalizes,
-            delegates,
-            |v| matches!(v, Vote::Finalize { block: b, height: h, .. } if *b == block && *h == height),
-        )
+        self.pick(delegates, |v| matches!(v, Vote::Finalize { block: b, height: h, .. } if *b == block && *h == height))
     }
-}
 
-fn votes_for(
-    votes: &Votes,
-    delegates: &[PublicKey],
-    pick: impl Fn(&Vote) -> bool,
-) -> Vec<SignedVote> {
-    votes
-        .values()
-        .filter(|v| delegates.contains(&v.signer) && pick(&v.vote))
-        .copied()
-        .collect()
+    /// The distinct `(block, height)` pairs voted on with notarize (`finalize = false`) or
+    /// finalize (`finalize = true`) votes.
+    pub fn targets(&self, finalize: bool) -> BTreeSet<(Hash, u64)> {
+        self.all()
+            .filter_map(|v| match v.vote {
+                Vote::Notarize { block, height, .. } if !finalize => Some((block, height)),
+                Vote::Finalize { block, height, .. } if finalize => Some((block, height)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Number of votes stored (for diagnostics).
+    pub fn count(&self, pick: impl Fn(&Vote) -> bool) -> usize {
+        self.all().filter(|v| pick(&v.vote)).count()
+    }
+
+    fn pick(&self, delegates: &[PublicKey], pick: impl Fn(&Vote) -> bool) -> Vec<SignedVote> {
+        self.votes
+            .iter()
+            .filter(|(signer, _)| delegates.contains(signer))
+            .filter_map(|(_, vs)| vs.iter().find(|v| pick(&v.vote)).copied())
+            .collect()
+    }
 }

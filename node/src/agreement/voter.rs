@@ -7,10 +7,10 @@ use protocol::vote::quorum;
 use protocol::{Block, Certificate, CertifiedBlock, Hash, PublicKey, Signature, SignedVote, Vote};
 use tracing::{debug, error, info, warn};
 
-use super::view::ViewState;
+use super::view::{Added, ViewState};
 use super::{
     leader, verify_certified, AgreementError, Application, Config, Effect, Input, Schedule, Tip,
-    Verdict, FORWARD_VIEWS_MAX, VIEWS_AHEAD_MAX, VIEWS_BEHIND_MAX, WANTED_MAX,
+    Verdict, CERTS_AHEAD_MAX, FORWARD_VIEWS_MAX, VIEWS_AHEAD_MAX, VIEWS_BEHIND_MAX, WANTED_MAX,
 };
 
 /// Counters of what the voter did and refused, for logs, metrics and the simulation.
@@ -136,16 +136,15 @@ impl<A: Application> Voter<A> {
                 continue;
             }
             let vs = voter.views.entry(view).or_default();
-            if vs.conflicting(&sv).is_some() {
+            if let Added::New(Some(_)) = vs.add(sv) {
                 return Err(AgreementError::ConflictingOwnVotes { view });
             }
-            vs.slot(&sv.vote).insert(me, sv);
             let mut resume = view;
             match sv.vote {
                 Vote::Notarize { block, .. } => vs.own_notarize = Some(block),
                 Vote::Nullify { .. } => vs.own_nullify = true,
                 Vote::Finalize { .. } => {
-                    vs.own_finalize = true;
+                    vs.own_finalize = Some(sv);
                     vs.finalize_settled = true;
                     // We finalize only views we saw notarized, and that moved us past them.
                     resume = view.saturating_add(1);
@@ -189,9 +188,42 @@ impl<A: Application> Voter<A> {
         &self.app
     }
 
+    /// The application, for the runtime to feed it records (its mempool). Changing what
+    /// it has verified or finalized from outside would break the voter's view of it.
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
     /// The delegate sets in force from the tip on.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+
+    /// A one-line summary of every kept view, for diagnostics and status pages.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "view {} tip {}@{} certs {:?} |",
+            self.view,
+            self.tip.height,
+            self.tip.view,
+            self.certs.keys().collect::<Vec<_>>()
+        );
+        for (v, vs) in &self.views {
+            out.push_str(&format!(
+                " v{v}[prop={} N{} X{} F{} notarized={} nullified={} own(n={},x={},f={}) settled={}]",
+                                vs.proposal.is_some(),
+                vs.count(|v| matches!(v, Vote::Notarize { .. })),
+                vs.count(|v| matches!(v, Vote::Nullify { .. })),
+                vs.count(|v| matches!(v, Vote::Finalize { .. })),
+                vs.notarized.map(|(_, h)| h.to_string()).unwrap_or("-".into()),
+                vs.nullified,
+                vs.own_notarize.is_some(),
+                vs.own_nullify,
+                                vs.own_finalize.is_some(),
+                vs.finalize_settled,
+            ));
+        }
+        out
     }
 
     /// A block body above the tip with its proposer's signature, to answer a peer's
@@ -232,7 +264,7 @@ impl<A: Application> Voter<A> {
             self.reject_proposal(view, "too many records");
             return;
         }
-        if leader(self.schedule.at(block.height), view) != Some(block.proposer) {
+        if leader(&self.set_at(block.height), view) != Some(block.proposer) {
             self.reject_proposal(view, "proposer is not the leader of its view");
             return;
         }
@@ -285,22 +317,16 @@ impl<A: Application> Voter<A> {
                 if height <= self.tip.height {
                     return;
                 }
-                self.schedule.at(height)
+                self.set_at(height)
             }
-            Vote::Nullify { .. } => self.schedule.at(self.tip.height.saturating_add(1)),
+            Vote::Nullify { .. } => self.set_at(self.tip.height.saturating_add(1)),
         };
         if !delegates.contains(&sv.signer) {
             self.stats.votes_rejected = self.stats.votes_rejected.saturating_add(1);
             debug!(view, signer = %sv.signer, "vote from a non-delegate dropped");
             return;
         }
-        let vs = self.views.entry(view).or_default();
-        let existing = vs.slot(&sv.vote).get(&sv.signer).copied();
-        if existing == Some(sv) {
-            return;
-        }
-        let conflict = vs.conflicting(&sv);
-        if existing.is_some() && conflict.is_none() {
+        if self.views.get(&view).is_some_and(|vs| vs.knows(&sv)) {
             return;
         }
         if sv.verify(&self.cfg.chain_id).is_err() {
@@ -308,20 +334,26 @@ impl<A: Application> Voter<A> {
             warn!(view, signer = %sv.signer, "vote with a bad signature dropped");
             return;
         }
-        if let Some(old) = conflict {
-            let vs = self.views.entry(view).or_default();
-            if vs.evidence.insert(sv.signer) {
-                warn!(view, signer = %sv.signer, "conflicting votes: evidence");
-                self.stats.evidence = self.stats.evidence.saturating_add(1);
-                self.out.push(Effect::Evidence(old, sv));
+        let vs = self.views.entry(view).or_default();
+        match vs.add(sv) {
+            Added::Known => return,
+            Added::New(None) => {}
+            Added::New(Some(old)) => {
+                // Still counted: others may have counted it in a quorum we need to see.
+                if vs.evidence.insert(sv.signer) {
+                    warn!(view, signer = %sv.signer, "conflicting votes: evidence");
+                    self.stats.evidence = self.stats.evidence.saturating_add(1);
+                    self.out.push(Effect::Evidence(old, sv));
+                }
             }
-            return;
         }
-        self.views
-            .entry(view)
-            .or_default()
-            .slot(&sv.vote)
-            .insert(sv.signer, sv);
+        if let Vote::Finalize { height, .. } = sv.vote {
+            if height > self.lowest_uncertified() {
+                // Others finalize above what we lack a certificate for: they know
+                // certificates we missed. Fetch the blocks rather than keep voting low.
+                self.request_blocks();
+            }
+        }
         self.tally(view);
     }
 
@@ -332,10 +364,24 @@ impl<A: Application> Voter<A> {
         self.stats.timeouts = self.stats.timeouts.saturating_add(1);
         debug!(view, "view timed out");
         let vs = self.views.entry(view).or_default();
-        if !vs.own_nullify && !vs.own_finalize {
+        if !vs.own_nullify && vs.own_finalize.is_none() {
             self.cast(Vote::Nullify { view });
         } else {
             self.resend_own(view);
+        }
+        // Our finalize votes whose certificate has not formed yet: a lost finalize vote
+        // must not leave a block uncertified forever.
+        let lowest = self.lowest_uncertified();
+        let pending: Vec<SignedVote> = self
+            .views
+            .values()
+            .rev()
+            .filter_map(|vs| vs.own_finalize)
+            .filter(|v| matches!(v.vote, Vote::Finalize { height, .. } if height >= lowest))
+            .take(FORWARD_VIEWS_MAX)
+            .collect();
+        for v in pending {
+            self.out.push(Effect::SendVote(v));
         }
         if let Some(vs) = self.views.get(&view) {
             if let (Some(own), Some(p)) = (vs.own_notarize, vs.proposal) {
@@ -422,26 +468,42 @@ impl<A: Application> Voter<A> {
     /// Counts the votes of `view`: notarization, nullification, certificates; moves on.
     fn tally(&mut self, view: u64) {
         let tip_height = self.tip.height;
-        let nullify_set = self.schedule.at(tip_height.saturating_add(1)).to_vec();
+        let Some(vs) = self.views.get(&view) else {
+            return;
+        };
+        let notarize_targets = if vs.notarized.is_none() {
+            vs.targets(false)
+        } else {
+            Default::default()
+        };
+        let finalize_targets: Vec<(Hash, u64)> = vs
+            .targets(true)
+            .into_iter()
+            .filter(|(_, h)| *h > tip_height && *h <= tip_height.saturating_add(CERTS_AHEAD_MAX))
+            .collect();
+        let mut sets: BTreeMap<u64, Vec<PublicKey>> = BTreeMap::new();
+        for h in notarize_targets
+            .iter()
+            .chain(finalize_targets.iter())
+            .map(|(_, h)| *h)
+        {
+            if !sets.contains_key(&h) {
+                sets.insert(h, self.set_at(h));
+            }
+        }
+        let nullify_set = self.set_at(tip_height.saturating_add(1));
         let Some(vs) = self.views.get_mut(&view) else {
             return;
         };
         let mut advance = false;
-        if vs.notarized.is_none() {
-            let mut counts: BTreeMap<(Hash, u64), usize> = BTreeMap::new();
-            for sv in vs.notarizes.values() {
-                if let Vote::Notarize { block, height, .. } = sv.vote {
-                    if self.schedule.at(height).contains(&sv.signer) {
-                        *counts.entry((block, height)).or_default() += 1;
-                    }
-                }
-            }
-            for ((block, height), n) in counts {
-                if n >= quorum(self.schedule.at(height).len()) {
-                    vs.notarized = Some((block, height));
-                    debug!(view, height, %block, "notarized");
-                    break;
-                }
+        for (block, height) in notarize_targets {
+            let Some(set) = sets.get(&height) else {
+                continue;
+            };
+            if vs.notarizes_for(block, height, set).len() >= quorum(set.len()) {
+                vs.notarized = Some((block, height));
+                debug!(view, height, %block, "notarized");
+                break;
             }
         }
         if vs.notarized.is_some() {
@@ -454,23 +516,15 @@ impl<A: Application> Voter<A> {
         if vs.nullified {
             advance = true;
         }
-        let mut targets: BTreeMap<(Hash, u64), usize> = BTreeMap::new();
-        for sv in vs.finalizes.values() {
-            if let Vote::Finalize { block, height, .. } = sv.vote {
-                if height > tip_height && self.schedule.at(height).contains(&sv.signer) {
-                    *targets.entry((block, height)).or_default() += 1;
-                }
-            }
-        }
         let mut formed = Vec::new();
-        for ((block, height), n) in targets {
-            let set = self.schedule.at(height);
-            if n >= quorum(set.len()) {
-                let mut signatures: Vec<(PublicKey, Signature)> = vs
-                    .finalizes_for(block, height, set)
-                    .iter()
-                    .map(|v| (v.signer, v.signature))
-                    .collect();
+        for (block, height) in finalize_targets {
+            let Some(set) = sets.get(&height) else {
+                continue;
+            };
+            let votes = vs.finalizes_for(block, height, set);
+            if votes.len() >= quorum(set.len()) {
+                let mut signatures: Vec<(PublicKey, Signature)> =
+                    votes.iter().map(|v| (v.signer, v.signature)).collect();
                 signatures.sort_by_key(|s| s.0);
                 formed.push(Certificate {
                     view,
@@ -505,6 +559,10 @@ impl<A: Application> Voter<A> {
         loop {
             let height = self.tip.height.saturating_add(1);
             let Some(hash) = self.certs.get(&height).map(|c| c.block) else {
+                if !self.certs.is_empty() {
+                    // Certificates above a gap: the gap's certificate formed without us.
+                    self.request_blocks();
+                }
                 break;
             };
             match self.check(hash) {
@@ -569,10 +627,7 @@ impl<A: Application> Voter<A> {
             .collect();
         let mut changed = false;
         for (view, notarized, height) in open {
-            let mut target_height = self.tip.height.saturating_add(1);
-            while self.certs.contains_key(&target_height) {
-                target_height = target_height.saturating_add(1);
-            }
+            let target_height = self.lowest_uncertified();
             if height < target_height {
                 // Everything on this chain up to the notarized block is certified already.
                 if let Some(vs) = self.views.get_mut(&view) {
@@ -625,7 +680,11 @@ impl<A: Application> Voter<A> {
             return false;
         };
         let Some(p) = vs.proposal else { return false };
-        if vs.own_notarize.is_some() || vs.own_nullify || vs.own_finalize || vs.proposal_invalid {
+        if vs.own_notarize.is_some()
+            || vs.own_nullify
+            || vs.own_finalize.is_some()
+            || vs.proposal_invalid
+        {
             return false;
         }
         let Some(stored) = self.blocks.get(&p) else {
@@ -661,9 +720,6 @@ impl<A: Application> Voter<A> {
             }
             skipped += 1;
         }
-        if self.change_pending(parent, height) {
-            return false;
-        }
         match self.check(p) {
             Check::Valid => {
                 self.cast(Vote::Notarize {
@@ -693,10 +749,7 @@ impl<A: Application> Voter<A> {
             return false;
         };
         let height = parent.height.saturating_add(1);
-        if leader(self.schedule.at(height), view) != Some(self.me) {
-            return false;
-        }
-        if self.change_pending(parent.hash, height) {
+        if leader(&self.set_at(height), view) != Some(self.me) {
             return false;
         }
         let timestamp_ms = self.now_ms.max(parent.timestamp_ms.saturating_add(1));
@@ -744,7 +797,7 @@ impl<A: Application> Voter<A> {
         let vs = self.views.entry(view).or_default();
         vs.proposal = Some(hash);
         vs.own_notarize = Some(hash);
-        vs.notarizes.insert(self.me, vote);
+        let _ = vs.add(vote);
         self.out.push(Effect::PersistVote(vote));
         self.out.push(Effect::SendProposal {
             block: block.clone(),
@@ -782,33 +835,33 @@ impl<A: Application> Voter<A> {
             }
             Vote::Nullify { .. } => {
                 assert!(
-                    !vs.own_finalize && !vs.own_nullify,
+                    vs.own_finalize.is_none() && !vs.own_nullify,
                     "never nullify after finalize in view {view}"
                 );
                 vs.own_nullify = true;
             }
             Vote::Finalize { .. } => {
                 assert!(
-                    !vs.own_nullify && !vs.own_finalize,
+                    !vs.own_nullify && vs.own_finalize.is_none(),
                     "never finalize after nullify in view {view}"
                 );
-                vs.own_finalize = true;
                 vs.finalize_settled = true;
             }
         }
         let sv = SignedVote::sign(&self.cfg.key, &self.cfg.chain_id, vote);
-        vs.slot(&vote).insert(self.me, sv);
+        if let Vote::Finalize { .. } = vote {
+            vs.own_finalize = Some(sv);
+        }
+        let _ = vs.add(sv);
         self.out.push(Effect::PersistVote(sv));
         self.out.push(Effect::SendVote(sv));
         self.tally(view);
     }
 
     fn resend_own(&mut self, view: u64) {
-        if let Some(vs) = self.views.get(&view) {
-            for votes in [&vs.notarizes, &vs.nullifies, &vs.finalizes] {
-                if let Some(v) = votes.get(&self.me) {
-                    self.out.push(Effect::SendVote(*v));
-                }
+        if let Some(mine) = self.views.get(&view).and_then(|vs| vs.votes.get(&self.me)) {
+            for v in mine {
+                self.out.push(Effect::SendVote(*v));
             }
         }
     }
@@ -818,7 +871,7 @@ impl<A: Application> Voter<A> {
         self.stats.proposals_invalid = self.stats.proposals_invalid.saturating_add(1);
         let vs = self.views.entry(view).or_default();
         vs.proposal_invalid = true;
-        if !vs.own_nullify && !vs.own_finalize {
+        if !vs.own_nullify && vs.own_finalize.is_none() {
             self.cast(Vote::Nullify { view });
         }
         true
@@ -853,6 +906,7 @@ impl<A: Application> Voter<A> {
         let floor = view.saturating_sub(VIEWS_BEHIND_MAX);
         if floor > 0 {
             self.views = self.views.split_off(&floor);
+            self.blocks.retain(|_, s| s.block.view >= floor);
         }
     }
 
@@ -866,6 +920,15 @@ impl<A: Application> Voter<A> {
         let blocks = &self.blocks;
         self.wanted.retain(|h| !blocks.contains_key(h));
         self.schedule.prune_below(height.saturating_add(1));
+    }
+
+    /// The lowest height above the tip without a known certificate.
+    fn lowest_uncertified(&self) -> u64 {
+        let mut h = self.tip.height.saturating_add(1);
+        while self.certs.contains_key(&h) {
+            h = h.saturating_add(1);
+        }
+        h
     }
 
     fn want(&mut self, hash: Hash) {
@@ -978,24 +1041,32 @@ impl<A: Application> Voter<A> {
         Check::Valid
     }
 
-    /// Whether a block at `height` on `parent` would be counted with a delegate set we do
-    /// not know yet: an unfinalized ancestor changes the set from its height + 2 on.
-    fn change_pending(&self, parent: Hash, height: u64) -> bool {
-        let mut cursor = parent;
-        let mut steps = 0usize;
-        while cursor != self.tip.hash && steps <= self.blocks.len() {
-            let Some(s) = self.blocks.get(&cursor) else {
-                return false;
+    /// The delegates whose votes count for a block at `height`: the certified schedule,
+    /// unless a notarized, verified block above the tip installs a set that is in force
+    /// at `height` (from its height + 2 on); then the highest such.
+    fn set_at(&self, height: u64) -> Vec<PublicKey> {
+        let mut best: Option<(u64, &Vec<PublicKey>)> = None;
+        for (hash, s) in &self.blocks {
+            let BodyState::Valid(Verdict {
+                delegates: Some(set),
+            }) = &s.state
+            else {
+                continue;
             };
-            if let BodyState::Valid(Verdict { delegates: Some(_) }) = s.state {
-                if s.block.height.saturating_add(2) <= height {
-                    return true;
-                }
+            let h = s.block.height;
+            let notarized = self
+                .views
+                .get(&s.block.view)
+                .and_then(|v| v.notarized)
+                .is_some_and(|(b, _)| b == *hash);
+            if notarized && h.saturating_add(2) <= height && best.is_none_or(|(bh, _)| h > bh) {
+                best = Some((h, set));
             }
-            cursor = s.block.parent;
-            steps += 1;
         }
-        false
+        match best {
+            Some((_, set)) => set.clone(),
+            None => self.schedule.at(height).to_vec(),
+        }
     }
 
     /// Votes that justify our current view: the notarization we build on and the
@@ -1003,24 +1074,26 @@ impl<A: Application> Voter<A> {
     fn proof_votes(&self, view: u64) -> Vec<SignedVote> {
         let mut votes = Vec::new();
         let mut cursor = view.saturating_sub(1);
-        let nullify_set = self.schedule.at(self.tip.height.saturating_add(1));
+        let nullify_set = self.set_at(self.tip.height.saturating_add(1));
         let mut n = 0;
         while cursor > self.tip.view && n < FORWARD_VIEWS_MAX {
             let Some(vs) = self.views.get(&cursor) else {
                 break;
             };
+            // Our own votes included: a peer may have missed them as much as anyone's.
+            if vs.nullified {
+                votes.extend(vs.nullifies_from(&nullify_set));
+            }
             if let Some((block, height)) = vs.notarized {
-                votes.extend(vs.notarizes_for(block, height, self.schedule.at(height)));
+                votes.extend(vs.notarizes_for(block, height, &self.set_at(height)));
                 break;
             }
             if !vs.nullified {
                 break;
             }
-            votes.extend(vs.nullifies_from(nullify_set));
             cursor -= 1;
             n += 1;
         }
-        votes.retain(|v| v.signer != self.me);
         votes
     }
 }
