@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::{Hash, PublicKey, SignedVote, Vote};
 
-/// Most votes kept per signer and view: one of each kind, plus one that conflicts (a
-/// Byzantine signer's other vote may be part of a quorum other nodes counted, so it must
-/// count here too; more than that is only noise).
-pub(crate) const VOTES_PER_SIGNER_MAX: usize = 4;
+/// Most notarize (or finalize) votes kept per signer and view: the first, and one that
+/// conflicts with it (a Byzantine signer's other vote may be part of a quorum other nodes
+/// counted, so it must count here too). A nullify has one possible content, so one.
+pub(crate) const SAME_KIND_MAX: usize = 2;
 
 /// One view's state.
 #[derive(Debug, Default)]
@@ -52,15 +52,55 @@ impl ViewState {
             .is_some_and(|vs| vs.iter().any(|v| v.vote == sv.vote))
     }
 
-    /// Stores a verified vote.
+    /// Stores a verified vote. When the signer's slots for this kind are full, a vote
+    /// nobody else supports is replaced by one that someone else supports, so junk votes
+    /// cannot hide a signer's vote that others counted in a quorum.
     pub fn add(&mut self, sv: SignedVote) -> Added {
+        let new_target = target(&sv.vote);
+        let supported = |votes: &BTreeMap<PublicKey, Vec<SignedVote>>,
+                         t: &Option<(Hash, u64)>,
+                         who: &PublicKey| {
+            votes
+                .iter()
+                .filter(|(signer, _)| *signer != who)
+                .any(|(_, vs)| {
+                    vs.iter()
+                        .any(|v| same_kind(&v.vote, &sv.vote) && target(&v.vote) == *t)
+                })
+        };
+        let new_supported = supported(&self.votes, &new_target, &sv.signer);
         let mine = self.votes.entry(sv.signer).or_default();
-        if mine.iter().any(|v| v.vote == sv.vote) || mine.len() >= VOTES_PER_SIGNER_MAX {
+        if mine.iter().any(|v| v.vote == sv.vote) {
             return Added::Known;
         }
         let conflict = mine.iter().find(|old| old.conflicts_with(&sv)).copied();
-        mine.push(sv);
-        Added::New(conflict)
+        let max = if matches!(sv.vote, Vote::Nullify { .. }) {
+            1
+        } else {
+            SAME_KIND_MAX
+        };
+        let kind: Vec<usize> = (0..mine.len())
+            .filter(|i| same_kind(&mine[*i].vote, &sv.vote))
+            .collect();
+        if kind.len() < max {
+            self.votes.entry(sv.signer).or_default().push(sv);
+            return Added::New(conflict);
+        }
+        if !new_supported {
+            return Added::Known;
+        }
+        let mine_now = self.votes.get(&sv.signer).cloned().unwrap_or_default();
+        let junk = kind
+            .into_iter()
+            .find(|i| !supported(&self.votes, &target(&mine_now[*i].vote), &sv.signer));
+        match junk {
+            Some(i) => {
+                let mine = self.votes.entry(sv.signer).or_default();
+                mine[i] = sv;
+                Added::New(conflict)
+            }
+            None => Added::Known,
+        }
     }
 
     fn all(&self) -> impl Iterator<Item = &SignedVote> {
@@ -116,4 +156,18 @@ impl ViewState {
             .filter_map(|(_, vs)| vs.iter().find(|v| pick(&v.vote)).copied())
             .collect()
     }
+}
+
+/// The `(block, height)` a notarize or finalize is for.
+fn target(v: &Vote) -> Option<(Hash, u64)> {
+    match *v {
+        Vote::Notarize { block, height, .. } | Vote::Finalize { block, height, .. } => {
+            Some((block, height))
+        }
+        Vote::Nullify { .. } => None,
+    }
+}
+
+fn same_kind(a: &Vote, b: &Vote) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
 }

@@ -202,8 +202,9 @@ impl<A: Application> Voter<A> {
     /// A one-line summary of every kept view, for diagnostics and status pages.
     pub fn describe(&self) -> String {
         let mut out = format!(
-            "view {} tip {}@{} certs {:?} |",
+            "view {} timeouts {} tip {}@{} certs {:?} |",
             self.view,
+            self.stats.timeouts,
             self.tip.height,
             self.tip.view,
             self.certs.keys().collect::<Vec<_>>()
