@@ -174,9 +174,9 @@ impl Replayer {
                 let proposer = b
                     .verify_proposer(&chain_id, &cb.proposer_signature)
                     .map_err(|e| e.to_string());
-                let cert = cb
-                    .certificate
-                    .verify(&chain_id, &set, b.view, b.height, b.hash());
+                let cert =
+                    cb.certificate
+                        .verify(&chain_id, &set, cb.certificate.view, b.height, b.hash());
                 Checked {
                     records,
                     proposer,
@@ -225,6 +225,15 @@ impl Replayer {
             }
             _ => {}
         }
+        if cb.certificate.view < b.view {
+            return Err(ReplayError::block(
+                h,
+                format!(
+                    "certificate view {} precedes the block's view {}",
+                    cb.certificate.view, b.view
+                ),
+            ));
+        }
         if self.tip.is_some() && b.timestamp_ms <= self.tip_timestamp_ms {
             return Err(ReplayError::block(
                 h,
@@ -254,7 +263,7 @@ impl Replayer {
         } else {
             // The delegate set changed inside the batch: check against the one in force.
             cb.certificate
-                .verify(&self.chain_id, &delegates, b.view, h, b.hash())
+                .verify(&self.chain_id, &delegates, cb.certificate.view, h, b.hash())
         };
         if let Err(e) = cert {
             return Err(ReplayError::block(h, format!("certificate: {e}")));

@@ -90,7 +90,8 @@ pub fn check_link(
     check_binding(block)
 }
 
-/// Checks that the certificate of `block` names its hash, height and view.
+/// Checks that the certificate of `block` names its hash and height, and a view at or
+/// after the block's.
 pub fn check_binding(block: &CertifiedBlock) -> Result<(), LogError> {
     let b = &block.block;
     let c = &block.certificate;
@@ -105,11 +106,10 @@ pub fn check_binding(block: &CertifiedBlock) -> Result<(), LogError> {
             "certificate height {} differs from block height {}",
             c.height, b.height
         )
-    } else if c.view != b.view {
-        format!(
-            "certificate view {} differs from block view {}",
-            c.view, b.view
-        )
+    } else if c.view < b.view {
+        // The agreement may finalize a block in a later view than the one it was proposed
+        // in (its finalize votes name the later view), never in an earlier one.
+        format!("certificate view {} precedes block view {}", c.view, b.view)
     } else {
         return Ok(());
     };
