@@ -2,3 +2,4 @@
 
 mod agreement;
 mod sim;
+mod voter_rules;
