@@ -95,7 +95,12 @@ fn rejected_inputs_are_one_sentence_errors_and_change_nothing() {
         &["period", "open"],
         "is not a peerhours key file",
     );
-    peerhours(&["key", "show", &missing]).fails_with("cannot read key file");
+    let err = peerhours(&["key", "show", &missing]).fails_with("cannot read key file");
+    assert_eq!(
+        err.matches("os error 2").count(),
+        1,
+        "the cause is told once: {err}"
+    );
     peerhours(&["key", "show", &path_str(&garbage)]).fails_with("not a peerhours key file");
 
     // --- Outside the period's phase: nothing open yet.
