@@ -602,7 +602,7 @@ impl Node {
             }
             Engine::Observer(app) => {
                 app.commit_certified(&cb).map_err(|e| e.0)?;
-                // Put the receipt back for `commit`, which takes it.
+                // `commit_certified` left the receipt for `commit`, which takes it.
                 self.commit_observed(cb).map_err(|e| e.to_string())
             }
         }
