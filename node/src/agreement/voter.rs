@@ -488,8 +488,8 @@ impl<A: Application> Voter<A> {
             .chain(finalize_targets.iter())
             .map(|(_, h)| *h)
         {
-            if !sets.contains_key(&h) {
-                sets.insert(h, self.set_at(h));
+            if let std::collections::btree_map::Entry::Vacant(e) = sets.entry(h) {
+                e.insert(self.set_at(h));
             }
         }
         let nullify_set = self.set_at(tip_height.saturating_add(1));

@@ -18,7 +18,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_0f_9ee7_4045)
+        Rng(seed ^ 0x005e_ed0f_9ee7_4045)
     }
 
     pub fn next(&mut self) -> u64 {
