@@ -131,6 +131,16 @@ fn rejected_inputs_are_one_sentence_errors_and_change_nothing() {
         ],
     );
 
+    // --- A period that is already open; a contribution id that is not one.
+    refused(&net, 0, &d0, &["period", "open"], "still open");
+    refused(
+        &net,
+        1,
+        &coord,
+        &["attest", "--contribution", "abc"],
+        "is not a record id",
+    );
+
     // --- An unknown task.
     refused(
         &net,
