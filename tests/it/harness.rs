@@ -145,6 +145,11 @@ impl Api {
         self.get_json(&format!("/v1/balance/{account}"))
     }
 
+    /// Certified block `height` as the node shows it.
+    pub fn block(&self, height: u64) -> Result<node::api_types::BlockInfo, Refusal> {
+        self.get_json(&format!("/v1/block/{height}"))
+    }
+
     /// The node's log as certified blocks, read from its export (`GET /v1/log`).
     pub fn blocks(&self) -> Result<Vec<CertifiedBlock>, Refusal> {
         let resp = self.call(self.agent.get(&format!("{}/v1/log", self.base)).call())?;
@@ -179,10 +184,10 @@ pub struct Slot {
 pub struct Net {
     pub fx: Fixture,
     pub slots: Vec<Slot>,
-    pub delegates: usize,
     /// The runtime every node runs on; dropped after the nodes stop.
     pub rt: tokio::runtime::Runtime,
-    pub dir: tempfile::TempDir,
+    /// Every node's directory; removed after the nodes and the runtime are gone.
+    _dir: tempfile::TempDir,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -240,9 +245,8 @@ impl Net {
         Net {
             fx,
             slots,
-            delegates,
             rt,
-            dir,
+            _dir: dir,
             _serial: serial,
         }
     }

@@ -2,5 +2,9 @@
 
 mod harness;
 
+mod catchup;
+mod evidence;
+mod faults;
 mod network;
 mod regressions;
+mod submissions;
