@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod audit;
+mod bench;
 mod client;
 mod demo;
 mod keys;
@@ -75,6 +76,8 @@ enum Command {
     Balance(read::BalanceArgs),
     /// A whole period on a local 4-delegate network, narrated, ending in an audit.
     Demo(demo::DemoArgs),
+    /// Measure what this machine can carry: signature ceiling, finality, throughput, replay.
+    Bench(bench::BenchArgs),
     /// Run the economic rules on one period described in a TOML scenario (no network, no keys).
     Simulate(simulate::SimulateArgs),
     /// Export or import the whole certified log.
@@ -152,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Balance(a) => read::run_balance(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Log(c) => audit::run_log(c),
         Command::Audit(c) => audit::run_audit(c),
         Command::History(a) => audit::run_history(a),

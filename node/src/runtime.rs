@@ -293,6 +293,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         .map(|b| b.parse().map_err(|_| network::Error::Config(format!("bad bootstrap address {b}"))))
         .collect::<Result<_, _>>()?;
     ncfg.mdns = config.mdns;
+    // A proposal is pushed as a sync request holding the whole block: the request bound
+    // must fit the largest block, or any block above 64 KiB could never be proposed (every
+    // view would time out while the mempool holds more than ~600 records).
+    ncfg.bounds.sync_request_bytes_max = crate::sync::REQUEST_BYTES_MAX;
     let (net, events) = network::spawn(ncfg)?;
     let listen = wait_listen(&net).await;
 
