@@ -23,6 +23,7 @@ const BUILD_RETRIES_MAX: usize = 64;
 struct Speculative {
     parent: Hash,
     height: u64,
+    timestamp_ms: u64,
     ledger: Ledger,
     receipt: Receipt,
     ids: Vec<RecordId>,
@@ -35,6 +36,11 @@ pub struct LedgerApp {
     committed: Ledger,
     /// Hash of the last final block (the chain id before the first).
     committed_hash: Hash,
+    /// Proposer timestamp of the last final block (0 before the first).
+    committed_ts: u64,
+    /// With no records to propose, wait this long after the parent block before proposing
+    /// an empty one (0: propose empty blocks at once).
+    idle_block_ms: u64,
     /// Verified blocks above the final tip, by hash.
     speculative: BTreeMap<Hash, Speculative>,
     /// Records waiting for a block.
@@ -53,12 +59,28 @@ impl LedgerApp {
         LedgerApp {
             committed,
             committed_hash,
+            committed_ts: 0,
+            idle_block_ms: 0,
             speculative: BTreeMap::new(),
             mempool,
             records_max,
             finalized_receipts: BTreeMap::new(),
             lapsed: Vec::new(),
         }
+    }
+
+    /// How long an idle leader waits after its parent block before proposing an empty
+    /// block, and the timestamp of the final tip it starts from.
+    pub fn set_idle_policy(&mut self, tip_timestamp_ms: u64, idle_block_ms: u64) {
+        self.committed_ts = tip_timestamp_ms;
+        self.idle_block_ms = idle_block_ms;
+    }
+
+    fn timestamp_of(&self, hash: &Hash) -> u64 {
+        if *hash == self.committed_hash {
+            return self.committed_ts;
+        }
+        self.speculative.get(hash).map_or(0, |s| s.timestamp_ms)
     }
 
     /// Records that lapsed since the last call.
@@ -140,7 +162,7 @@ fn index_of(e: &ApplyError) -> Option<usize> {
 }
 
 impl Application for LedgerApp {
-    fn build(&mut self, parent: &Hash, height: u64, _timestamp_ms: u64) -> Result<Payload, AppError> {
+    fn build(&mut self, parent: &Hash, height: u64, timestamp_ms: u64) -> Result<Option<Payload>, AppError> {
         let (base, base_height) =
             self.state_of(parent).ok_or_else(|| AppError(format!("unknown parent block {parent}")))?;
         if base_height + 1 != height {
@@ -150,14 +172,22 @@ impl Application for LedgerApp {
         let mut records: Vec<VerifiedRecord> = self.mempool.select(self.records_max, BLOCK_BYTES_MAX / 2, |id| {
             taken.contains(id) || base.contains_record(id)
         });
+        // An idle network proposes an empty block only now and then (a heartbeat that keeps
+        // views from timing out), not as fast as agreement allows.
+        if records.is_empty()
+            && self.idle_block_ms > 0
+            && timestamp_ms < self.timestamp_of(parent).saturating_add(self.idle_block_ms)
+        {
+            return Ok(None);
+        }
         for _ in 0..BUILD_RETRIES_MAX {
             let mut scratch = base.clone();
             match scratch.apply(height, &records) {
                 Ok(receipt) => {
-                    return Ok(Payload {
+                    return Ok(Some(Payload {
                         records: records.into_iter().map(VerifiedRecord::into_signed).collect(),
                         state_root: receipt.state_root,
-                    })
+                    }))
                 }
                 Err(e) => match index_of(&e) {
                     // A record the state cannot take at all (a replay, an unknown signer):
@@ -173,7 +203,7 @@ impl Application for LedgerApp {
         // Too many bad records at once: propose an empty block rather than none.
         let mut scratch = base.clone();
         let receipt = scratch.apply(height, &[]).map_err(|e| AppError(e.to_string()))?;
-        Ok(Payload { records: Vec::new(), state_root: receipt.state_root })
+        Ok(Some(Payload { records: Vec::new(), state_root: receipt.state_root }))
     }
 
     fn verify(&mut self, block: &Block) -> Result<Verdict, AppError> {
@@ -210,6 +240,7 @@ impl Application for LedgerApp {
             Speculative {
                 parent: block.parent,
                 height: block.height,
+                timestamp_ms: block.timestamp_ms,
                 ledger: next,
                 receipt,
                 ids: verified.iter().map(VerifiedRecord::id).collect(),
@@ -227,6 +258,7 @@ impl Application for LedgerApp {
         assert_eq!(s.parent, self.committed_hash, "finalized block {} does not extend the final tip", s.height);
         self.committed = s.ledger;
         self.committed_hash = hash;
+        self.committed_ts = s.timestamp_ms;
         self.mempool.remove(s.ids.iter());
         // Period-bound records of a closed period lapse (the next period's OpenPeriod stays).
         let live = match self.committed.phase() {

@@ -53,6 +53,12 @@ pub struct NodeConfig {
     /// How long a delegate waits for a view's leader before voting to skip it.
     #[serde(default = "default_view_timeout_ms")]
     pub view_timeout_ms: u64,
+    /// With nothing to propose, a leader waits this long after the last block before it
+    /// proposes an empty one (a heartbeat; 0 proposes empty blocks as fast as agreement
+    /// runs). The node uses at most half of `view_timeout_ms`, so that an idle leader is
+    /// never mistaken for a silent one.
+    #[serde(default = "default_idle_block_ms")]
+    pub idle_block_ms: u64,
     /// Most accepted submissions waiting for a block.
     #[serde(default = "default_mempool_max")]
     pub mempool_max: usize,
@@ -76,6 +82,9 @@ fn default_cache_mb() -> u64 {
 fn default_view_timeout_ms() -> u64 {
     1_000
 }
+fn default_idle_block_ms() -> u64 {
+    500
+}
 fn default_mempool_max() -> usize {
     100_000
 }
@@ -94,6 +103,7 @@ impl NodeConfig {
             mdns: false,
             cache_mb: default_cache_mb(),
             view_timeout_ms: default_view_timeout_ms(),
+            idle_block_ms: default_idle_block_ms(),
             mempool_max: default_mempool_max(),
         }
     }

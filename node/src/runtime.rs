@@ -212,6 +212,8 @@ struct Node {
     sync_tx: mpsc::Sender<SyncAnswer>,
     /// Nonce counter for records this node signs itself (evidence).
     own_nonce: u64,
+    /// How often an idle leader is asked again whether it has a block to propose.
+    poke_every: Duration,
     /// Published after every final block (height, records in the log).
     progress: watch::Sender<Progress>,
 }
@@ -267,7 +269,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     }
     store.remove_pending(&stale)?;
 
-    let app = LedgerApp::new(ledger, tip.hash, mempool, genesis.params.block_records_max as usize);
+    let mut app = LedgerApp::new(ledger, tip.hash, mempool, genesis.params.block_records_max as usize);
+    // An idle leader proposes an empty block at most every `idle`, always well inside the
+    // other delegates' view timeout.
+    let idle_ms = config.idle_block_ms.min(config.view_timeout_ms / 2);
+    app.set_idle_policy(tip.timestamp_ms, idle_ms);
+    let poke_every = Duration::from_millis((idle_ms / 5).clamp(10, 100));
     let is_delegate = key.as_ref().is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
     let engine = match (&key, is_delegate) {
         (Some(k), true) => {
@@ -336,6 +343,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         sync: Sync { in_flight: false, next_peer: 0, again: false },
         sync_tx,
         own_nonce: 0,
+        poke_every,
         progress: progress_tx,
     };
     tracing::info!(api = %api_addr, ?listen, delegate = is_delegate, "node started");
@@ -377,6 +385,8 @@ impl Node {
         }
         let mut tick = tokio::time::interval(CATCH_UP_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poke = tokio::time::interval(self.poke_every);
+        poke.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let timer_at = self.timer.map(|(_, at)| at);
             tokio::select! {
@@ -400,12 +410,39 @@ impl Node {
                     }
                 }
                 _ = tick.tick() => self.catch_up(),
+                _ = poke.tick() => self.poke().await?,
             }
         }
         let _ = self.net.shutdown().await;
         self.store.db().sled().flush().map_err(|e| NodeError::Store(e.into()))?;
         tracing::info!("node stopped");
         Ok(())
+    }
+
+    /// Lets a leader that had nothing to propose look again (records arrived, time passed).
+    async fn poke(&mut self) -> Result<(), NodeError> {
+        if let Engine::Delegate(v) = &mut self.engine {
+            let effects = v.handle(now_ms(), Input::Poke);
+            self.execute(effects).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends votes straight to every peer over request-response: re-sent and forwarded
+    /// votes are bytes gossip has seen already, and its duplicate filter would drop them.
+    fn push_votes(&self, votes: Vec<SignedVote>) {
+        for chunk in votes.chunks(crate::sync::VOTES_PER_PUSH_MAX) {
+            let bytes = SyncRequest::Votes(chunk.to_vec()).to_bytes();
+            for peer in self.peers.iter().copied() {
+                let net = self.net.clone();
+                let bytes = bytes.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = net.request(peer, bytes).await {
+                        tracing::debug!(%peer, error = %e, "vote push failed");
+                    }
+                });
+            }
+        }
     }
 
     fn ledger(&self) -> &protocol::ledger::Ledger {
@@ -422,7 +459,15 @@ impl Node {
         for effect in effects {
             match effect {
                 Effect::PersistVote(v) => self.store.record_vote(&v)?,
-                Effect::SendVote(v) => self.publish(Topic::Votes, v.to_bytes()).await,
+                Effect::SendVote(v) => {
+                    // A re-sent vote is a duplicate to gossip, and before the mesh forms
+                    // gossip has nobody to send to: then push it directly instead.
+                    match self.net.publish(Topic::Votes, v.to_bytes()).await {
+                        Ok(network::Published::Sent(_)) => {}
+                        Ok(_) => self.push_votes(vec![v]),
+                        Err(e) => tracing::debug!(error = %e, "publish failed"),
+                    }
+                }
                 Effect::SendProposal { block, signature } => {
                     let bytes = SyncRequest::Propose { block, signature }.to_bytes();
                     for peer in self.peers.iter().copied() {
@@ -435,11 +480,7 @@ impl Node {
                         });
                     }
                 }
-                Effect::Forward(votes) => {
-                    for v in votes {
-                        self.publish(Topic::Votes, v.to_bytes()).await;
-                    }
-                }
+                Effect::Forward(votes) => self.push_votes(votes),
                 Effect::SetTimer { view, after_ms } => {
                     self.timer = Some((view, Instant::now() + Duration::from_millis(after_ms)));
                 }
@@ -639,6 +680,9 @@ impl Node {
                     }
                 };
                 let _ = self.net.report_validation(msg_id, from, verdict).await;
+                if verdict == Validation::Accept {
+                    self.poke().await?;
+                }
             }
             Event::Gossip { topic: Topic::Votes, data, msg_id, from } => {
                 let verdict = match SignedVote::from_bytes(&data) {
@@ -664,6 +708,19 @@ impl Node {
                         SyncResponse::Ack
                     }
                     Ok(SyncRequest::Blocks { from: start, max }) => self.serve_blocks(start, max),
+                    Ok(SyncRequest::Votes(votes)) if votes.len() <= crate::sync::VOTES_PER_PUSH_MAX => {
+                        for v in votes {
+                            if v.verify(&self.chain_id).is_err() {
+                                continue;
+                            }
+                            if let Engine::Delegate(voter) = &mut self.engine {
+                                let effects = voter.handle(now_ms(), Input::Vote(v));
+                                self.execute(effects).await?;
+                            }
+                        }
+                        SyncResponse::Ack
+                    }
+                    Ok(SyncRequest::Votes(_)) => SyncResponse::Refused("too many votes in one push".into()),
                     Ok(SyncRequest::Proposal { block }) => match &self.engine {
                         Engine::Delegate(v) => match v.proposal(&block) {
                             Some((block, signature)) => {
@@ -767,6 +824,9 @@ impl Node {
             return Err(CommandError::Internal(format!("could not store the record: {e}")));
         }
         self.publish(Topic::Records, bytes).await;
+        if let Err(e) = self.poke().await {
+            tracing::warn!(error = %e, "could not hand the new record to the voter");
+        }
         Ok(Submitted { id: id.to_hex(), height: None, status: "pending".into(), reason: None })
     }
 

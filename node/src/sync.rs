@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const BLOCKS_PER_RESPONSE_MAX: u32 = 256;
 /// Most encoded bytes of blocks in one answer (one block is always sent, whatever its size).
 pub const RESPONSE_BLOCK_BYTES_BUDGET: usize = 8 * 1024 * 1024;
+/// Most votes in one `Votes` push.
+pub const VOTES_PER_PUSH_MAX: usize = 256;
 /// Largest request: a proposal with its block.
 pub const REQUEST_BYTES_MAX: usize = protocol::limits::BLOCK_BYTES_MAX + 1024;
 /// Largest response.
@@ -25,6 +27,9 @@ pub enum SyncRequest {
     Blocks { from: u64, max: u32 },
     /// The body of a block we saw votes for.
     Proposal { block: protocol::Hash },
+    /// Votes pushed directly (re-sent or forwarded votes, which gossip's duplicate filter
+    /// would drop). At most `VOTES_PER_PUSH_MAX`.
+    Votes(Vec<protocol::SignedVote>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

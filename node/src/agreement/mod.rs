@@ -166,6 +166,9 @@ pub enum Input {
     Timeout { view: u64 },
     /// A certified block fetched by catch-up, in height order after [`Effect::RequestBlocks`].
     Certified(CertifiedBlock),
+    /// Nothing happened but time passed or records arrived: a leader that declined to build
+    /// a block earlier (`Application::build` returned `Ok(None)`) tries again.
+    Poke,
 }
 
 /// What the voter asks the caller to do, in order.
@@ -223,9 +226,11 @@ pub struct AppError(pub String);
 pub trait Application {
     /// Takes pending records (bounded by `protocol::limits` count and bytes), applies them
     /// on the state of `parent` (the tip or a verified block) and returns them with the
-    /// resulting state root, for a block at `height`.
+    /// resulting state root, for a block at `height`. `Ok(None)` means "nothing worth a
+    /// block yet": the voter asks again on its next input (see [`Input::Poke`]), so an idle
+    /// network does not fill its log with empty blocks.
     fn build(&mut self, parent: &Hash, height: u64, timestamp_ms: u64)
-        -> Result<Payload, AppError>;
+        -> Result<Option<Payload>, AppError>;
 
     /// Checks `block` on a copy of its parent's state (the parent is the tip or a block this
     /// application verified): every record valid, the state root the one its records

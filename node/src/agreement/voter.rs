@@ -165,6 +165,7 @@ impl<A: Application> Voter<A> {
             Input::Vote(vote) => self.on_vote(vote),
             Input::Timeout { view } => self.on_timeout(view),
             Input::Certified(block) => self.on_certified(block),
+            Input::Poke => {}
         }
         self.progress();
         std::mem::take(&mut self.out)
@@ -755,7 +756,9 @@ impl<A: Application> Voter<A> {
         }
         let timestamp_ms = self.now_ms.max(parent.timestamp_ms.saturating_add(1));
         let payload = match self.app.build(&parent.hash, height, timestamp_ms) {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            // Nothing to propose yet; a later input (a poke, a record) asks again.
+            Ok(None) => return false,
             Err(e) => {
                 warn!(view, height, error = %e, "application could not build a block");
                 return false;

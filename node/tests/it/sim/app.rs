@@ -78,14 +78,14 @@ impl Application for SimApp {
         parent: &Hash,
         height: u64,
         _timestamp_ms: u64,
-    ) -> Result<Payload, AppError> {
+    ) -> Result<Option<Payload>, AppError> {
         let root = self
             .parent_root(parent)
             .ok_or_else(|| AppError(format!("unknown parent {parent}")))?;
-        Ok(Payload {
+        Ok(Some(Payload {
             records: Vec::new(),
             state_root: next_root(&root, height),
-        })
+        }))
     }
 
     fn verify(&mut self, block: &Block) -> Result<Verdict, AppError> {
