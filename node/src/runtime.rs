@@ -32,6 +32,8 @@ pub const WATCHERS_MAX: usize = 10_000;
 pub const RECENT_MAX: usize = 200_000;
 /// How often a node asks a peer whether it is behind.
 const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
+/// The sled tree of the bodies of blocks we notarized that are not final yet.
+const NOTARIZED_TREE: &str = "notarized-bodies";
 /// Sync answers queued back to the actor.
 const SYNC_CHANNEL: usize = 256;
 
@@ -216,6 +218,10 @@ struct Node {
     poke_every: Duration,
     /// Published after every final block (height, records in the log).
     progress: watch::Sender<Progress>,
+    /// Bodies of the blocks we notarized and that are not final yet, flushed with our
+    /// notarize vote (key: height BE || hash). After a whole-network restart nobody else may
+    /// hold the body of a notarized block, and no later block can be built without it.
+    notarized: sled::Tree,
 }
 
 fn read_genesis(config: &NodeConfig) -> Result<(Genesis, String), NodeError> {
@@ -276,6 +282,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     app.set_idle_policy(tip.timestamp_ms, idle_ms);
     let poke_every = Duration::from_millis((idle_ms / 5).clamp(10, 100));
     let is_delegate = key.as_ref().is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
+    let notarized = store.db().sled().open_tree(NOTARIZED_TREE).map_err(|e| NodeError::Store(e.into()))?;
     let engine = match (&key, is_delegate) {
         (Some(k), true) => {
             let votes = store.votes()?;
@@ -344,6 +351,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         sync_tx,
         own_nonce: 0,
         poke_every,
+        notarized,
         progress: progress_tx,
     };
     tracing::info!(api = %api_addr, ?listen, delegate = is_delegate, "node started");
@@ -379,6 +387,28 @@ impl Node {
         mut sync_rx: mpsc::Receiver<SyncAnswer>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
+        if let Engine::Delegate(v) = &mut self.engine {
+            // The bodies we notarized before a restart come first: later views build on them.
+            let tip = v.app().ledger().height();
+            let mut restored = Vec::new();
+            for entry in self.notarized.iter() {
+                let (k, bytes) = entry.map_err(|e| NodeError::Store(e.into()))?;
+                match SyncRequest::from_bytes(&bytes) {
+                    Ok(SyncRequest::Propose { block, signature }) if block.height > tip => {
+                        restored.push((block, signature))
+                    }
+                    _ => {
+                        self.notarized.remove(k).map_err(|e| NodeError::Store(e.into()))?;
+                    }
+                }
+            }
+            for (block, signature) in restored {
+                if let Engine::Delegate(v) = &mut self.engine {
+                    let effects = v.handle(now_ms(), Input::Proposal { block, signature });
+                    self.execute(effects).await?;
+                }
+            }
+        }
         if let Engine::Delegate(v) = &mut self.engine {
             let effects = v.handle(now_ms(), Input::Start);
             self.execute(effects).await?;
@@ -458,7 +488,18 @@ impl Node {
     async fn execute(&mut self, effects: Vec<Effect>) -> Result<(), NodeError> {
         for effect in effects {
             match effect {
-                Effect::PersistVote(v) => self.store.record_vote(&v)?,
+                Effect::PersistVote(v) => {
+                    if let (protocol::Vote::Notarize { block, .. }, Engine::Delegate(voter)) = (v.vote, &self.engine) {
+                        if let Some((b, signature)) = voter.proposal(&block) {
+                            let mut key = b.height.to_be_bytes().to_vec();
+                            key.extend_from_slice(&block.0);
+                            let body = SyncRequest::Propose { block: b.clone(), signature: *signature }.to_bytes();
+                            // Flushed together with the vote by `record_vote`.
+                            self.notarized.insert(key, body).map_err(|e| NodeError::Store(e.into()))?;
+                        }
+                    }
+                    self.store.record_vote(&v)?
+                }
                 Effect::SendVote(v) => {
                     // A re-sent vote is a duplicate to gossip, and before the mesh forms
                     // gossip has nobody to send to: then push it directly instead.
@@ -507,6 +548,11 @@ impl Node {
         let height = cb.block.height;
         let hash = cb.block.hash();
         self.store.append(&cb)?;
+        // Bodies at or below a final height are in the log or can never be final.
+        for key in self.notarized.range(..height.saturating_add(1).to_be_bytes().to_vec()).keys() {
+            let key = key.map_err(|e| NodeError::Store(e.into()))?;
+            self.notarized.remove(key).map_err(|e| NodeError::Store(e.into()))?;
+        }
         let app = self.engine.app_mut();
         let lapsed = app.take_lapsed();
         let receipt = app.take_receipt(height, &hash);
