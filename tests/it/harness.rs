@@ -22,6 +22,8 @@ use protocol::{CertifiedBlock, Hash, Keypair, RecordBody, SignedRecord};
 pub const WAIT: Duration = Duration::from_secs(60);
 /// View timeout of test delegates: short, so views of a stopped leader pass quickly.
 pub const VIEW_TIMEOUT_MS: u64 = 300;
+/// An idle leader's heartbeat block: at most `VIEW_TIMEOUT_MS - 200` (the config's rule).
+pub const IDLE_BLOCK_MS: u64 = 100;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -225,6 +227,7 @@ impl Net {
             c.p2p_key = nd.join("p2p.key");
             c.bootstrap = (0..total).filter(|&j| j != i).map(addr).collect();
             c.view_timeout_ms = VIEW_TIMEOUT_MS;
+            c.idle_block_ms = IDLE_BLOCK_MS;
             c.cache_mb = 8;
             if i < delegates {
                 let key = nd.join("delegate.key");

@@ -125,3 +125,31 @@ fn observer_reports_records_committed_by_catch_up() {
         .expect("the delegate knows it");
     assert_eq!(at_delegate, done);
 }
+
+/// Block bodies lived only in memory: after every node stopped while a block was notarized
+/// but not final, nobody could build on it (or fetch it) and the chain stopped for good.
+/// Each stop lands at a random point of the pipeline; a few rounds hit that window.
+#[test]
+fn a_block_notarized_when_the_whole_network_stops_does_not_stop_the_chain() {
+    let mut net = Net::new("it/notarized-restart", 4, 0, 0);
+    net.start_all();
+    net.wait_connected();
+    let d = net.fx.delegates.clone();
+    for round in 0..3 {
+        let who = Keypair::from_label(&format!("it/notarized-restart/{round}"));
+        let body = RecordBody::AdmitMember {
+            member: who.public(),
+            association: "local".into(),
+            exempt: false,
+        };
+        net.act(round % 4, &d[round % 4], body);
+        for i in 0..4 {
+            net.stop(i);
+        }
+        net.start_all();
+        net.wait_connected();
+    }
+    let h = net.max_height();
+    net.wait_height(h + 3);
+    net.check_agreement();
+}
