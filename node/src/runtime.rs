@@ -435,6 +435,10 @@ impl Node {
                     if let Some((view, _)) = self.timer.take() {
                         if let Engine::Delegate(v) = &mut self.engine {
                             let effects = v.handle(now_ms(), Input::Timeout { view });
+                            // A view that keeps timing out is worth a line in the log.
+                            if v.stats().timeouts % 10 == 0 {
+                                tracing::info!(state = %v.describe(), "views are timing out");
+                            }
                             self.execute(effects).await?;
                         }
                     }
