@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PEERHOURS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli))),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -134,6 +134,16 @@ fn one_line(e: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+/// What is logged without `PEERHOURS_LOG`: a running node tells its lifecycle and the
+/// blocks with records; every other command only warnings. gossipsub's own warning about
+/// not re-publishing a duplicate is expected (votes are re-sent another way) and hidden.
+fn default_log_filter(cli: &Cli) -> &'static str {
+    match cli.command {
+        Command::Node(_) => "info,libp2p_gossipsub=error",
+        _ => "warn,libp2p_gossipsub=error",
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

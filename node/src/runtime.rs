@@ -563,7 +563,11 @@ impl Node {
         if !lapsed.is_empty() {
             self.store.remove_pending(&lapsed)?;
         }
-        tracing::info!(height, records = cb.block.records.len(), root = %cb.block.state_root, "block final");
+        if cb.block.records.is_empty() {
+            tracing::debug!(height, root = %cb.block.state_root, "empty block final");
+        } else {
+            tracing::info!(height, records = cb.block.records.len(), root = %cb.block.state_root, "block final");
+        }
         self.progress.send_modify(|p| {
             p.height = height;
             p.records = p.records.saturating_add(cb.block.records.len() as u64);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use protocol::limits::{BLOCK_BYTES_MAX, BLOCK_RECORDS_MAX};
 use protocol::vote::quorum;
 use protocol::{Block, Certificate, CertifiedBlock, Hash, PublicKey, Signature, SignedVote, Vote};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::view::{Added, ViewState};
 use super::{
@@ -607,7 +607,7 @@ impl<A: Application> Voter<A> {
             self.app.finalized(&cb);
             self.tip = Tip::of(&cb);
             self.stats.finalized = self.stats.finalized.saturating_add(1);
-            info!(height, view = cb.block.view, certified_view = cb.certificate.view, %hash, "block finalized");
+            debug!(height, view = cb.block.view, certified_view = cb.certificate.view, %hash, "block finalized");
             self.out.push(Effect::Finalized(cb));
             self.prune();
             if self.tip.certified_view >= self.view {
