@@ -99,6 +99,15 @@ pub enum CertificateError {
     BadSignature(PublicKey),
 }
 
+/// The leader of `view` among `delegates` (the set in force at the block's height): plain
+/// rotation, `delegates[view mod n]`. Part of the protocol: auditors check every block's
+/// proposer with it.
+pub fn leader(delegates: &[PublicKey], view: u64) -> Option<PublicKey> {
+    let n = u64::try_from(delegates.len()).ok().filter(|n| *n > 0)?;
+    let i = usize::try_from(view % n).ok()?;
+    delegates.get(i).copied()
+}
+
 /// Faults tolerated among `n` delegates.
 pub fn faults(n: usize) -> usize {
     n.saturating_sub(1) / 3

@@ -254,6 +254,12 @@ impl Replayer {
                 format!("proposer {} is not a delegate", b.proposer),
             ));
         }
+        if protocol::vote::leader(&delegates, b.view) != Some(b.proposer) {
+            return Err(ReplayError::block(
+                h,
+                format!("proposer {} is not the leader of view {}", b.proposer, b.view),
+            ));
+        }
         if let Err(e) = checked.proposer {
             return Err(ReplayError::block(h, format!("proposer signature: {e}")));
         }

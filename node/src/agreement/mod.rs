@@ -146,9 +146,7 @@ impl Schedule {
 
 /// Leader of `view` among `delegates`: plain rotation, `delegates[view mod n]`.
 pub fn leader(delegates: &[PublicKey], view: u64) -> Option<PublicKey> {
-    let n = u64::try_from(delegates.len()).ok().filter(|n| *n > 0)?;
-    let i = usize::try_from(view % n).ok()?;
-    delegates.get(i).copied()
+    protocol::vote::leader(delegates, view)
 }
 
 /// What the caller tells the voter.

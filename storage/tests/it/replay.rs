@@ -213,14 +213,39 @@ fn certificate_of_a_stranger_is_named() {
     let p = period_chain(6);
     let stranger = protocol::testkit::Fixture::new("strangers", 4, 0);
     let mut blocks = p.chain.blocks;
-    let mut b = blocks[2].block.clone();
-    b.proposer = p.chain.fx.delegates[0].public();
+    let b = blocks[2].block.clone();
+    // The rightful proposer (the view's leader) stays; only the certificate is foreign.
+    let leader = p
+        .chain
+        .fx
+        .delegates
+        .iter()
+        .find(|k| k.public() == b.proposer)
+        .expect("the block's proposer is a fixture delegate");
     let mut forged = stranger.certify(b);
-    forged.proposer_signature = forged
-        .block
-        .sign(&p.chain.fx.delegates[0], &p.chain.fx.chain_id);
+    forged.proposer_signature = forged.block.sign(leader, &p.chain.fx.chain_id);
     blocks[2] = forged;
     assert_named(replay_blocks(&blocks), 3, None, "certificate");
+}
+
+#[test]
+fn a_proposer_that_is_not_the_views_leader_is_named() {
+    let p = period_chain(6);
+    let mut blocks = p.chain.blocks;
+    let mut b = blocks[2].block.clone();
+    let keys: Vec<_> = p.chain.fx.delegates.iter().map(|k| k.public()).collect();
+    let impostor = p
+        .chain
+        .fx
+        .delegates
+        .iter()
+        .find(|k| Some(k.public()) != protocol::vote::leader(&keys, b.view))
+        .expect("4 delegates, one leader");
+    b.proposer = impostor.public();
+    let mut forged = p.chain.fx.certify(b);
+    forged.proposer_signature = forged.block.sign(impostor, &p.chain.fx.chain_id);
+    blocks[2] = forged;
+    assert_named(replay_blocks(&blocks), 3, None, "not the leader of view");
 }
 
 #[test]
