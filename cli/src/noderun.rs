@@ -27,13 +27,23 @@ pub fn run(c: NodeCommand) -> anyhow::Result<()> {
         (None, None) => bail!("give --dir DIR (a node directory) or --config FILE"),
     };
     if !path.exists() {
-        bail!("{} does not exist; create a node directory with `peerhours testnet init` first", path.display());
+        bail!(
+            "{} does not exist; create a node directory with `peerhours testnet init` first",
+            path.display()
+        );
     }
     let cfg = NodeConfig::load(&path)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(async move {
         let running = node::runtime::start(cfg).await?;
-        eprintln!("node running: API http://{}, peers {}", running.api, running.listen.join(", "));
+        eprintln!(
+            "node running: API http://{}, peers {}",
+            running.api,
+            running.listen.join(", ")
+        );
         let stopper = running.stopper();
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -32,13 +32,23 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 
 impl Api {
     /// Sends a command and waits for its reply, mapping a stopped node to 503.
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Response> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Response> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down; try again after it restarts"))?;
-        rx.await.map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down; try again after it restarts"))
+        self.commands.send(make(tx)).await.map_err(|_| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is shutting down; try again after it restarts",
+            )
+        })?;
+        rx.await.map_err(|_| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is shutting down; try again after it restarts",
+            )
+        })
     }
 }
 
@@ -53,7 +63,13 @@ fn command_error(e: CommandError) -> Response {
 }
 
 async fn submit(State(api): State<Api>, body: Bytes) -> Response {
-    match api.ask(|reply| Command::Submit { bytes: body.to_vec(), reply }).await {
+    match api
+        .ask(|reply| Command::Submit {
+            bytes: body.to_vec(),
+            reply,
+        })
+        .await
+    {
         Ok(Ok(s)) => Json(s).into_response(),
         Ok(Err(e)) => command_error(e),
         Err(r) => r,
@@ -80,7 +96,11 @@ struct WaitQuery {
     wait_ms: Option<u64>,
 }
 
-async fn record(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> Response {
+async fn record(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Response {
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(WAIT_MS_MAX));
     let rx = match api.ask(|reply| Command::Watch { id, reply }).await {
         Ok(Ok(rx)) => rx,
@@ -120,7 +140,9 @@ async fn block(State(api): State<Api>, Path(height): Path<u64>) -> Response {
 
 async fn export(State(api): State<Api>) -> Response {
     match api.ask(|reply| Command::Export { reply }).await {
-        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Ok(Ok(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
         Ok(Err(e)) => command_error(e),
         Err(r) => r,
     }
@@ -144,7 +166,9 @@ pub fn router(commands: mpsc::Sender<Command>) -> Router {
         .route("/v1/block/{height}", get(block))
         .route("/v1/log", get(export))
         .route("/v1/genesis", get(genesis))
-        .layer(DefaultBodyLimit::max(protocol::limits::RECORD_BYTES_MAX + 1024))
+        .layer(DefaultBodyLimit::max(
+            protocol::limits::RECORD_BYTES_MAX + 1024,
+        ))
         .with_state(Api { commands })
 }
 
@@ -159,5 +183,7 @@ pub async fn serve(
     commands: mpsc::Sender<Command>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(commands)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(commands))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -37,7 +37,10 @@ pub enum SyncResponse {
     /// The proposal was received.
     Ack,
     /// Certified blocks in height order, and the answering node's tip height.
-    Blocks { tip: u64, blocks: Vec<CertifiedBlock> },
+    Blocks {
+        tip: u64,
+        blocks: Vec<CertifiedBlock>,
+    },
     /// A block body with its proposer's signature.
     Proposal { block: Block, signature: Signature },
     /// The request was not served, and why.
