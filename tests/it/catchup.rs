@@ -21,8 +21,8 @@ fn an_observer_started_late_with_an_empty_directory_catches_up() {
     }
     net.wait_connected();
     let d = net.fx.delegates.clone();
-    for at in 0..4 {
-        net.act(at, &d[at], admit(&format!("it/late-observer/{at}")));
+    for (at, key) in d.iter().enumerate() {
+        net.act(at, key, admit(&format!("it/late-observer/{at}")));
     }
     let target = net.max_height();
     assert!(

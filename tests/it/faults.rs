@@ -24,8 +24,8 @@ fn blocks_finalize_with_a_delegate_down_and_it_rejoins_after_a_restart() {
     // Delegate 3 crashes: the other three are a quorum; views it leads time out.
     net.stop(3);
     let stopped_at = net.max_height();
-    for at in 0..3 {
-        let s = net.act(at, &d[at], admit(&format!("it/faults/while-down/{at}")));
+    for (at, key) in d.iter().enumerate().take(3) {
+        let s = net.act(at, key, admit(&format!("it/faults/while-down/{at}")));
         assert!(s.height.unwrap_or(0) > stopped_at);
     }
     // Several rotations of the leader, so views led by the dead delegate were skipped.
