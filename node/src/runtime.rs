@@ -34,6 +34,8 @@ pub const RECENT_MAX: usize = 200_000;
 const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
 /// The sled tree of the bodies of blocks we notarized that are not final yet.
 const NOTARIZED_TREE: &str = "notarized-bodies";
+/// How long one catch-up request may take before the next peer is asked.
+const CATCH_UP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Sync answers queued back to the actor.
 const SYNC_CHANNEL: usize = 256;
 
@@ -355,7 +357,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         progress: progress_tx,
     };
     tracing::info!(api = %api_addr, ?listen, delegate = is_delegate, "node started");
-    let task = tokio::spawn(node.run(events, cmd_rx, sync_rx, stop_rx));
+    let task = tokio::spawn(async move {
+        let result = node.run(events, cmd_rx, sync_rx, stop_rx).await;
+        // Say why at once: whoever holds the handle may only look at shutdown.
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "the node stopped on an error");
+        }
+        result
+    });
     Ok(RunningNode { api: api_addr, listen, stop: stop_tx, task, commands, progress: progress_rx })
 }
 
@@ -632,9 +641,12 @@ impl Node {
         let net = self.net.clone();
         let tx = self.sync_tx.clone();
         tokio::spawn(async move {
-            let answer = match net.request(peer, req).await {
-                Ok(bytes) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            // A silent peer must not hold catch-up for the whole request timeout: the next
+            // tick asks the next peer.
+            let answer = match tokio::time::timeout(CATCH_UP_REQUEST_TIMEOUT, net.request(peer, req)).await {
+                Ok(Ok(bytes)) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {CATCH_UP_REQUEST_TIMEOUT:?}")),
             };
             let _ = tx.send(SyncAnswer::Blocks(peer, answer)).await;
         });
