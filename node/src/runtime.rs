@@ -443,9 +443,13 @@ impl Node {
                 _ = async { tokio::time::sleep_until(timer_at.unwrap_or_else(Instant::now)).await }, if timer_at.is_some() => {
                     if let Some((view, _)) = self.timer.take() {
                         if let Engine::Delegate(v) = &mut self.engine {
+                            // The timer ticks a few times per view timeout (re-sends); only
+                            // a tick that timed the view out counts here.
+                            let before = v.stats().timeouts;
                             let effects = v.handle(now_ms(), Input::Timeout { view });
                             // A view that keeps timing out is worth a line in the log.
-                            if v.stats().timeouts % 10 == 0 {
+                            let timeouts = v.stats().timeouts;
+                            if timeouts != before && timeouts % 10 == 0 {
                                 tracing::info!(state = %v.describe(), "views are timing out");
                             }
                             self.execute(effects).await?;

@@ -35,6 +35,15 @@ pub const VIEWS_AHEAD_MAX: u64 = 64;
 pub const VIEWS_BEHIND_MAX: u64 = 512;
 /// Most views whose certificates (notarization or nullification) are re-sent on a timeout.
 pub const FORWARD_VIEWS_MAX: usize = 16;
+/// Ticks per view timeout. Every tick of a view that has not ended re-sends what a peer
+/// may have missed (our votes of the view, our finalize votes without a certificate, the
+/// votes that justify the view); the last tick of each timeout also nullifies. A vote
+/// whose first send was lost (gossip is best-effort) thus reaches the others within a
+/// fraction of the timeout, before they give up on the view: re-sending only when the view
+/// times out meant re-sending when everyone nullifies, so a view whose votes travelled
+/// only by re-sends ended notarized *and* nullified everywhere, and no block could ever be
+/// finalized again.
+pub const TICKS_PER_TIMEOUT: u64 = 4;
 /// Certificates kept for heights above the finalized tip (beyond, catch-up fetches them).
 pub const CERTS_AHEAD_MAX: u64 = 256;
 /// Most block bodies asked for and not yet received at one time.
@@ -47,8 +56,8 @@ pub struct Config {
     pub chain_id: Hash,
     /// Our delegate signing key.
     pub key: Keypair,
-    /// How long we wait in a view for a notarized block before we vote to skip it, and
-    /// between re-sends of our votes while a view stays stuck.
+    /// How long we wait in a view for a notarized block before we vote to skip it. Our
+    /// votes are re-sent every `view_timeout_ms / TICKS_PER_TIMEOUT` while a view lasts.
     pub view_timeout_ms: u64,
 }
 
@@ -160,7 +169,8 @@ pub enum Input {
     Proposal { block: Block, signature: Signature },
     /// A vote gossiped by a delegate (or forwarded by anyone: votes are self-authenticating).
     Vote(SignedVote),
-    /// The timer of `view` fired.
+    /// The timer of `view` fired (a tick: the view times out on every
+    /// [`TICKS_PER_TIMEOUT`]th tick, the others re-send).
     Timeout { view: u64 },
     /// A certified block fetched by catch-up, in height order after [`Effect::RequestBlocks`].
     Certified(CertifiedBlock),
@@ -227,8 +237,12 @@ pub trait Application {
     /// resulting state root, for a block at `height`. `Ok(None)` means "nothing worth a
     /// block yet": the voter asks again on its next input (see [`Input::Poke`]), so an idle
     /// network does not fill its log with empty blocks.
-    fn build(&mut self, parent: &Hash, height: u64, timestamp_ms: u64)
-        -> Result<Option<Payload>, AppError>;
+    fn build(
+        &mut self,
+        parent: &Hash,
+        height: u64,
+        timestamp_ms: u64,
+    ) -> Result<Option<Payload>, AppError>;
 
     /// Checks `block` on a copy of its parent's state (the parent is the tip or a block this
     /// application verified): every record valid, the state root the one its records

@@ -10,7 +10,8 @@ use tracing::{debug, error, warn};
 use super::view::{Added, ViewState};
 use super::{
     leader, verify_certified, AgreementError, Application, Config, Effect, Input, Schedule, Tip,
-    Verdict, CERTS_AHEAD_MAX, FORWARD_VIEWS_MAX, VIEWS_AHEAD_MAX, VIEWS_BEHIND_MAX, WANTED_MAX,
+    Verdict, CERTS_AHEAD_MAX, FORWARD_VIEWS_MAX, TICKS_PER_TIMEOUT, VIEWS_AHEAD_MAX,
+    VIEWS_BEHIND_MAX, WANTED_MAX,
 };
 
 /// Counters of what the voter did and refused, for logs, metrics and the simulation.
@@ -75,6 +76,8 @@ pub struct Voter<A: Application> {
     tip: Tip,
     /// Our current view.
     view: u64,
+    /// Timer ticks since we entered (or resumed in) the current view.
+    ticks: u64,
     /// Views above the tip's view that we keep state for.
     views: BTreeMap<u64, ViewState>,
     /// Block bodies above the tip (first proposal per view, plus bodies we asked for).
@@ -110,6 +113,7 @@ impl<A: Application> Voter<A> {
             schedule,
             tip,
             view: tip.certified_view.saturating_add(1),
+            ticks: 0,
             views: BTreeMap::new(),
             blocks: BTreeMap::new(),
             certs: BTreeMap::new(),
@@ -237,9 +241,10 @@ impl<A: Application> Voter<A> {
     // ----- inputs -----
 
     fn on_start(&mut self) {
+        self.ticks = 0;
         self.out.push(Effect::SetTimer {
             view: self.view,
-            after_ms: self.cfg.view_timeout_ms,
+            after_ms: self.tick_ms(),
         });
         self.resend_own(self.view);
     }
@@ -359,17 +364,26 @@ impl<A: Application> Voter<A> {
         self.tally(view);
     }
 
+    /// A tick of the current view. Every tick re-sends what may have been lost: our votes of
+    /// the view, our finalize votes without a certificate, the votes that justify the view.
+    /// Every `TICKS_PER_TIMEOUT`th tick the view times out: we nullify it (once), and also
+    /// re-send our proposal, ask again for missing bodies and for certified blocks.
     fn on_timeout(&mut self, view: u64) {
         if view != self.view {
             return;
         }
-        self.stats.timeouts = self.stats.timeouts.saturating_add(1);
-        debug!(view, "view timed out");
-        let vs = self.views.entry(view).or_default();
-        if !vs.own_nullify && vs.own_finalize.is_none() {
-            self.cast(Vote::Nullify { view });
-        } else {
-            self.resend_own(view);
+        self.ticks = self.ticks.saturating_add(1);
+        let timed_out = self.ticks % TICKS_PER_TIMEOUT == 0;
+        // Our votes of this view first (a notarize whose first send was lost must reach
+        // the others before they give up on the view), then the nullify if it is time.
+        self.resend_own(view);
+        if timed_out {
+            self.stats.timeouts = self.stats.timeouts.saturating_add(1);
+            debug!(view, "view timed out");
+            let vs = self.views.entry(view).or_default();
+            if !vs.own_nullify && vs.own_finalize.is_none() {
+                self.cast(Vote::Nullify { view });
+            }
         }
         // Our finalize votes whose certificate has not formed yet: a lost finalize vote
         // must not leave a block uncertified forever.
@@ -385,35 +399,46 @@ impl<A: Application> Voter<A> {
         for v in pending {
             self.out.push(Effect::SendVote(v));
         }
-        if let Some(vs) = self.views.get(&view) {
-            if let (Some(own), Some(p)) = (vs.own_notarize, vs.proposal) {
-                // Our own proposal: send it again for those who missed it. Same block,
-                // same signature: not a second proposal.
-                if own == p {
-                    if let Some(s) = self.blocks.get(&p).filter(|s| s.block.proposer == self.me) {
-                        self.out.push(Effect::SendProposal {
-                            block: s.block.clone(),
-                            signature: s.signature,
-                        });
+        if timed_out {
+            if let Some(vs) = self.views.get(&view) {
+                if let (Some(own), Some(p)) = (vs.own_notarize, vs.proposal) {
+                    // Our own proposal: send it again for those who missed it. Same block,
+                    // same signature: not a second proposal.
+                    if own == p {
+                        if let Some(s) = self.blocks.get(&p).filter(|s| s.block.proposer == self.me)
+                        {
+                            self.out.push(Effect::SendProposal {
+                                block: s.block.clone(),
+                                signature: s.signature,
+                            });
+                        }
                     }
                 }
             }
         }
+        // The votes that let a peer that missed them enter our view.
         let proof = self.proof_votes(view);
         if !proof.is_empty() {
             self.out.push(Effect::Forward(proof));
         }
-        self.request_blocks();
-        let wanted: Vec<Hash> = self.wanted.iter().copied().collect();
-        for block in wanted {
-            self.out.push(Effect::RequestProposal { block });
+        if timed_out {
+            self.request_blocks();
+            let wanted: Vec<Hash> = self.wanted.iter().copied().collect();
+            for block in wanted {
+                self.out.push(Effect::RequestProposal { block });
+            }
         }
         if self.view == view {
             self.out.push(Effect::SetTimer {
                 view,
-                after_ms: self.cfg.view_timeout_ms,
+                after_ms: self.tick_ms(),
             });
         }
+    }
+
+    /// The period of the view timer's ticks.
+    fn tick_ms(&self) -> u64 {
+        (self.cfg.view_timeout_ms / TICKS_PER_TIMEOUT).max(1)
     }
 
     fn on_certified(&mut self, cb: CertifiedBlock) {
@@ -903,9 +928,10 @@ impl<A: Application> Voter<A> {
         }
         debug!(from = self.view, to = view, "entering view");
         self.view = view;
+        self.ticks = 0;
         self.out.push(Effect::SetTimer {
             view,
-            after_ms: self.cfg.view_timeout_ms,
+            after_ms: self.tick_ms(),
         });
         let floor = view.saturating_sub(VIEWS_BEHIND_MAX);
         if floor > 0 {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sim::{Faults, Role, Scenario, Sim};
+use crate::sim::{Faults, Gossip, Role, Scenario, Sim};
 
 fn seeds(default: u64) -> Vec<u64> {
     if let Ok(one) = std::env::var("PEERHOURS_SIM_SEED") {
@@ -44,9 +44,15 @@ fn run_family(family: &str, default_seeds: u64, scenario: impl Fn(u64) -> Scenar
     }
     println!(
         "{family}: {runs} seeds passed; faults injected: {} messages dropped, {} duplicated, {} partitions, \
-         {} crashes, {} byzantine delegates; {certified} blocks certified ({cross} in a later view than \
+         {} crashes, {} byzantine delegates, {} first-sent votes lost by gossip, {} builds declined while idle; {certified} blocks certified ({cross} in a later view than \
          proposed), {evidence} evidence reports, {invalid} invalid proposals refused",
-        faults.dropped, faults.duplicated, faults.partitions, faults.crashes, faults.byzantine
+        faults.dropped,
+        faults.duplicated,
+        faults.partitions,
+        faults.crashes,
+        faults.byzantine,
+        faults.gossip_lost,
+        faults.declined
     );
 }
 
@@ -59,6 +65,8 @@ fn scenario(seed: u64, n: usize, byzantine: Vec<Role>) -> Scenario {
         extra: 0,
         progress_blocks: 3,
         calm: false,
+        idle_ms: 0,
+        gossip: Gossip::Reliable,
     }
 }
 
@@ -108,8 +116,74 @@ fn sim_delegate_set_change() {
         extra: 1,
         progress_blocks: 6,
         calm: true,
+        idle_ms: 0,
+        gossip: Gossip::Reliable,
     });
 }
+
+/// What the live network met (cli test `a_killed_delegate...`, 4 delegates, one SIGKILLed):
+/// leaders that decline to build while idle (the heartbeat policy), one delegate down,
+/// heavy delays before the heal, and gossip that never delivers to one delegate, so its
+/// votes arrive only through re-sends. Before the fix every view ended both notarized and
+/// nullified at every node and no block was ever final again.
+#[test]
+fn sim_4_delegates_one_down_idle_leaders_votes_only_through_resends() {
+    run_family(
+        "sim_4_delegates_one_down_idle_leaders_votes_only_through_resends",
+        150,
+        |seed| Scenario {
+            idle_ms: IDLE_MS,
+            gossip: Gossip::Lossy,
+            ..scenario(seed, 4, vec![Role::Silent])
+        },
+    );
+}
+
+/// The same with 7 delegates, two down (every quorum needs every live delegate).
+#[test]
+fn sim_7_delegates_two_down_idle_leaders_votes_only_through_resends() {
+    run_family(
+        "sim_7_delegates_two_down_idle_leaders_votes_only_through_resends",
+        60,
+        |seed| Scenario {
+            idle_ms: IDLE_MS,
+            gossip: Gossip::Lossy,
+            ..scenario(seed, 7, vec![Role::Silent, Role::Silent])
+        },
+    );
+}
+
+/// Regression for the stall of issue 4/5: one delegate down and every vote lost on its
+/// first send, so votes travel only by re-sends. Re-sends used to come only with the view
+/// timeout, when every delegate also nullified: each view ended notarized *and* nullified
+/// at every delegate, nobody could cast a finalize vote, and no block was final ever again
+/// while the views kept advancing. Re-sends on the ticks of a view reach the others before
+/// they give up on it.
+#[test]
+fn blocks_stay_final_when_votes_travel_only_by_resends() {
+    for seed in seeds(8) {
+        let sc = Scenario {
+            calm: true,
+            idle_ms: IDLE_MS,
+            gossip: Gossip::Lost,
+            progress_blocks: 5,
+            ..scenario(seed, 4, vec![Role::Silent])
+        };
+        let o = Sim::new(sc).run().unwrap_or_else(|e| {
+            panic!("seed {seed}: {e}\n  replay: PEERHOURS_SIM_SEED={seed} PEERHOURS_SIM_DEBUG=1 cargo test -p peerhours-node --test it blocks_stay_final")
+        });
+        assert!(o.faults.gossip_lost > 0, "seed {seed}: no vote was lost");
+        assert!(
+            o.certified >= 5,
+            "seed {seed}: {} blocks certified",
+            o.certified
+        );
+    }
+}
+
+/// The heartbeat period of the idle families: half the simulation's view timeout (the
+/// runtime caps `idle_block_ms` there too).
+const IDLE_MS: u64 = 250;
 
 #[test]
 fn sim_same_seed_same_digest() {

@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use node::agreement::{leader, Config, Effect, Input, Schedule, Tip, Voter};
+use node::agreement::{leader, Config, Effect, Input, Schedule, Tip, Voter, TICKS_PER_TIMEOUT};
 use protocol::{Block, Hash, Keypair, PublicKey, SignedVote, Vote};
 
 use crate::sim::app::{next_root, SimApp};
 
 const TIMEOUT_MS: u64 = 1_000;
+/// The period of the view timer: a view times out on its `TICKS_PER_TIMEOUT`th tick.
+const TICK_MS: u64 = TIMEOUT_MS / TICKS_PER_TIMEOUT;
 
 struct Net {
     chain_id: Hash,
@@ -105,7 +107,7 @@ fn leader_persists_its_notarize_before_sending_proposal_or_vote() {
     );
     assert!(effects.contains(&Effect::SetTimer {
         view: 1,
-        after_ms: TIMEOUT_MS
+        after_ms: TICK_MS
     }));
 }
 
@@ -134,6 +136,62 @@ fn follower_notarizes_a_valid_proposal_after_persisting() {
     )
     .expect("send");
     assert!(persist < send);
+}
+
+/// A notarize whose first send was lost must reach the others while they still wait for
+/// the view: it is re-sent on the view's first tick, well before anyone times out, and the
+/// tick does not nullify. (Re-sending only on the timeout, when everyone also nullifies,
+/// left every view notarized and nullified, and nothing was ever final: issue 4/5.)
+#[test]
+fn a_notarize_is_resent_on_the_next_tick_not_only_when_the_view_times_out() {
+    let net = Net::new();
+    let me = (net.leader_of(1) + 1) % 4;
+    let mut v = net.voter(me, Vec::new());
+    let _ = v.handle(0, Input::Start);
+    let (block, signature) = net.block(1, 10);
+    let hash = block.hash();
+    let _ = v.handle(1, Input::Proposal { block, signature });
+    let want = Vote::Notarize {
+        view: 1,
+        height: 1,
+        block: hash,
+    };
+    let effects = v.handle(TICK_MS, Input::Timeout { view: 1 });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::SendVote(sv) if sv.vote == want)),
+        "{effects:?}"
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(
+            e,
+            Effect::PersistVote(_)
+                | Effect::SendVote(SignedVote {
+                    vote: Vote::Nullify { .. },
+                    ..
+                })
+        )),
+        "{effects:?}"
+    );
+    assert_eq!(v.stats().timeouts, 0);
+    // When the view does time out, the notarize goes out again with the nullify.
+    let mut last = Vec::new();
+    for tick in 2..=TICKS_PER_TIMEOUT {
+        last = v.handle(tick * TICK_MS, Input::Timeout { view: 1 });
+    }
+    let renotarize = position(
+        &last,
+        |e| matches!(e, Effect::SendVote(sv) if sv.vote == want),
+    );
+    let nullify = position(
+        &last,
+        |e| matches!(e, Effect::SendVote(sv) if sv.vote == Vote::Nullify { view: 1 }),
+    );
+    assert!(
+        renotarize.is_some() && nullify.is_some() && renotarize < nullify,
+        "{last:?}"
+    );
 }
 
 #[test]
@@ -176,7 +234,18 @@ fn timeout_nullifies_after_persisting_and_rearms() {
     let me = (net.leader_of(1) + 1) % 4;
     let mut v = net.voter(me, Vec::new());
     let _ = v.handle(0, Input::Start);
-    let effects = v.handle(1_000, Input::Timeout { view: 1 });
+    for tick in 1..TICKS_PER_TIMEOUT {
+        let effects = v.handle(tick * TICK_MS, Input::Timeout { view: 1 });
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::PersistVote(_))),
+            "tick {tick} of {TICKS_PER_TIMEOUT} voted: {effects:?}"
+        );
+        assert!(effects.contains(&Effect::SetTimer {
+            view: 1,
+            after_ms: TICK_MS
+        }));
+    }
+    let effects = v.handle(TIMEOUT_MS, Input::Timeout { view: 1 });
     let null = Vote::Nullify { view: 1 };
     let persist = position(
         &effects,
@@ -191,8 +260,9 @@ fn timeout_nullifies_after_persisting_and_rearms() {
     assert!(persist < send);
     assert!(effects.contains(&Effect::SetTimer {
         view: 1,
-        after_ms: TIMEOUT_MS
+        after_ms: TICK_MS
     }));
+    assert_eq!(v.stats().timeouts, 1);
     // A stale timer does nothing.
     assert!(v.handle(1_001, Input::Timeout { view: 7 }).is_empty());
 }

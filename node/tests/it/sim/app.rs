@@ -28,6 +28,13 @@ pub struct SimApp {
     states: BTreeMap<Hash, (u64, Hash)>,
     /// Delegate sets installed by the block at a height.
     changes: BTreeMap<u64, Vec<PublicKey>>,
+    /// Like the ledger's idle policy: with nothing to propose, `build` declines until this
+    /// long after the parent's timestamp (0: always builds at once).
+    idle_ms: u64,
+    /// Proposer timestamps of the committed tip and of verified blocks, for the idle policy.
+    timestamps: BTreeMap<Hash, u64>,
+    /// Builds declined so far (the idle policy at work).
+    pub declined: u64,
 }
 
 impl SimApp {
@@ -38,7 +45,17 @@ impl SimApp {
             roots: vec![genesis_root],
             states: BTreeMap::new(),
             changes,
+            idle_ms: 0,
+            timestamps: BTreeMap::from([(chain_id, 0)]),
+            declined: 0,
         }
+    }
+
+    /// Declines to build until `idle_ms` after the parent block (the ledger's heartbeat
+    /// policy for an idle network: `Application::build` returns `Ok(None)`).
+    pub fn with_idle(mut self, idle_ms: u64) -> SimApp {
+        self.idle_ms = idle_ms;
+        self
     }
 
     /// Rebuilds the committed state by replaying a log (what a restarted node does).
@@ -56,6 +73,7 @@ impl SimApp {
             );
             app.committed = (cb.block.hash(), root);
             app.roots.push(root);
+            app.timestamps = BTreeMap::from([(cb.block.hash(), cb.block.timestamp_ms)]);
         }
         app
     }
@@ -77,11 +95,17 @@ impl Application for SimApp {
         &mut self,
         parent: &Hash,
         height: u64,
-        _timestamp_ms: u64,
+        timestamp_ms: u64,
     ) -> Result<Option<Payload>, AppError> {
         let root = self
             .parent_root(parent)
             .ok_or_else(|| AppError(format!("unknown parent {parent}")))?;
+        let parent_ts = self.timestamps.get(parent).copied().unwrap_or(0);
+        if self.idle_ms > 0 && timestamp_ms < parent_ts.saturating_add(self.idle_ms) {
+            // An idle network: no block before the heartbeat is due (a later poke asks again).
+            self.declined += 1;
+            return Ok(None);
+        }
         Ok(Some(Payload {
             records: Vec::new(),
             state_root: next_root(&root, height),
@@ -100,6 +124,7 @@ impl Application for SimApp {
             )));
         }
         self.states.insert(block.hash(), (block.height, expected));
+        self.timestamps.insert(block.hash(), block.timestamp_ms);
         Ok(Verdict {
             delegates: self.changes.get(&block.height).cloned(),
         })
@@ -115,5 +140,8 @@ impl Application for SimApp {
         self.roots.push(root);
         let height = cb.block.height;
         self.states.retain(|_, (h, _)| *h > height);
+        let states = &self.states;
+        self.timestamps
+            .retain(|h, _| *h == hash || states.contains_key(h));
     }
 }

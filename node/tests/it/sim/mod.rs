@@ -5,7 +5,7 @@
 
 pub mod app;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use node::agreement::{verify_certified, Config, Effect, Input, Schedule, Tip, Voter};
 use protocol::{Block, CertifiedBlock, Hash, Keypair, PublicKey, Signature, SignedVote, Vote};
@@ -68,6 +68,26 @@ pub struct Scenario {
     pub progress_blocks: u64,
     /// No drops, partitions or crashes: only short random delays (and Byzantine roles).
     pub calm: bool,
+    /// The application's idle policy: with nothing to propose, a leader declines to build
+    /// until this long after the parent block and is poked again every `idle_ms / 5`
+    /// (0: it always builds at once).
+    pub idle_ms: u64,
+    /// How the first send of a vote (gossip) fares, before and after the heal.
+    pub gossip: Gossip,
+}
+
+/// The first send of a vote goes by gossip, which is best-effort; a vote sent again
+/// (gossip's duplicate filter refuses it, so the runtime pushes it over request-response)
+/// and forwarded votes are delivered like any other message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gossip {
+    /// Gossip delivers like any other message.
+    Reliable,
+    /// Lossy for good (also after the heal): one honest delegate never receives a
+    /// first-sent vote, the others lose each at a seeded rate (0 to 100 %).
+    Lossy,
+    /// Every first-sent vote is lost: votes travel only through re-sends.
+    Lost,
 }
 
 /// What a run produced.
@@ -90,6 +110,10 @@ pub struct Faults {
     pub partitions: u64,
     pub crashes: u64,
     pub byzantine: u64,
+    /// First-sent votes lost by the lossy gossip (`Scenario::lossy_gossip`).
+    pub gossip_lost: u64,
+    /// Builds the application declined (`Scenario::idle_ms`).
+    pub declined: u64,
 }
 
 impl Faults {
@@ -99,6 +123,8 @@ impl Faults {
         self.partitions += o.partitions;
         self.crashes += o.crashes;
         self.byzantine += o.byzantine;
+        self.gossip_lost += o.gossip_lost;
+        self.declined += o.declined;
     }
 }
 
@@ -115,10 +141,25 @@ enum Msg {
 
 #[derive(Debug, Clone)]
 enum Event {
-    Deliver { to: usize, msg: Msg },
-    Timer { node: usize, view: u64, token: u64 },
-    Crash { node: usize },
-    Restart { node: usize },
+    Deliver {
+        to: usize,
+        msg: Msg,
+    },
+    Timer {
+        node: usize,
+        view: u64,
+        token: u64,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    /// The runtime's poke: a leader that declined to build looks again.
+    Poke {
+        node: usize,
+    },
 }
 
 struct SimNode {
@@ -133,6 +174,8 @@ struct SimNode {
     timer_token: u64,
     /// A crash is pending: the next input executes only a prefix of its effects.
     crash_armed: bool,
+    /// Votes this process has gossiped already (gossip's duplicate filter; lost on a crash).
+    gossiped: BTreeSet<(PublicKey, Vote)>,
 }
 
 const VIEW_TIMEOUT_MS: u64 = 500;
@@ -163,6 +206,10 @@ pub struct Sim {
     faults: Faults,
     evidence: u64,
     cross_view: u64,
+    /// With lossy gossip: the delegate that never receives gossip, and the loss rate of
+    /// gossip to the others.
+    deaf: Option<usize>,
+    gossip_loss_per_mille: u64,
 }
 
 impl Sim {
@@ -195,6 +242,7 @@ impl Sim {
                 log: Vec::new(),
                 timer_token: 0,
                 crash_armed: false,
+                gossiped: BTreeSet::new(),
             })
             .collect();
         for (i, role) in sc.byzantine.iter().enumerate() {
@@ -229,8 +277,30 @@ impl Sim {
             },
             evidence: 0,
             cross_view: 0,
+            deaf: None,
+            gossip_loss_per_mille: 0,
             sc,
         };
+        if sim.sc.gossip == Gossip::Lost {
+            sim.gossip_loss_per_mille = 1000;
+        }
+        if sim.sc.gossip == Gossip::Lossy {
+            let honest: Vec<usize> = (0..total)
+                .filter(|i| sim.nodes[*i].role == Role::Honest)
+                .collect();
+            if !honest.is_empty() {
+                let pick = sim.rng.range(0, honest.len() as u64 - 1) as usize;
+                sim.deaf = Some(honest[pick]);
+            }
+            sim.gossip_loss_per_mille = sim.rng.range(0, 1000);
+        }
+        if sim.sc.idle_ms > 0 {
+            let every = (sim.sc.idle_ms / 5).max(1);
+            for node in 0..total {
+                let at = sim.rng.range(1, every);
+                sim.schedule(at, Event::Poke { node });
+            }
+        }
         if !sim.sc.calm && sim.rng.chance(500) {
             let from = sim.rng.range(0, heal_at / 2);
             let until = sim.rng.range(from, heal_at);
@@ -274,7 +344,8 @@ impl Sim {
         if n.role == Role::Silent {
             return;
         }
-        let app = SimApp::replay(self.chain_id, self.changes.clone(), &n.log);
+        let app =
+            SimApp::replay(self.chain_id, self.changes.clone(), &n.log).with_idle(self.sc.idle_ms);
         let tip = n
             .log
             .last()
@@ -339,6 +410,27 @@ impl Sim {
         }
     }
 
+    /// Sends our own vote: unless gossip is reliable, its first send goes by gossip (lost
+    /// for the deaf delegate, and for the others at the loss rate); a re-send is pushed.
+    fn send_vote(&mut self, from: usize, v: SignedVote) {
+        if self.sc.gossip == Gossip::Reliable
+            || !self.nodes[from].gossiped.insert((v.signer, v.vote))
+        {
+            self.broadcast(from, Msg::Vote(v));
+            return;
+        }
+        for to in 0..self.nodes.len() {
+            if to == from {
+                continue;
+            }
+            if Some(to) == self.deaf || self.rng.chance(self.gossip_loss_per_mille) {
+                self.faults.gossip_lost += 1;
+                continue;
+            }
+            self.send(from, to, Msg::Vote(v));
+        }
+    }
+
     /// Peers to ask for something: two at random.
     fn pick_peers(&mut self, me: usize) -> Vec<usize> {
         let total = self.nodes.len() as u64;
@@ -362,7 +454,10 @@ impl Sim {
             // Crash in the middle of executing the effects.
             let k = self.rng.range(0, effects.len() as u64) as usize;
             self.nodes[i].crash_armed = false;
-            self.nodes[i].voter = None;
+            if let Some(v) = self.nodes[i].voter.take() {
+                self.faults.declined += v.app().declined;
+            }
+            self.nodes[i].gossiped.clear();
             k
         } else {
             effects.len()
@@ -396,7 +491,7 @@ impl Sim {
             }
             Effect::SendVote(v) => match role {
                 Role::Equivocator => self.equivocate_vote(i, v),
-                _ => self.broadcast(i, Msg::Vote(v)),
+                _ => self.send_vote(i, v),
             },
             Effect::SendProposal { block, signature } => match role {
                 Role::Equivocator => self.equivocate_proposal(i, block, signature),
@@ -658,6 +753,11 @@ impl Sim {
                         self.start(node);
                     }
                 }
+                Event::Poke { node } => {
+                    self.input(node, Input::Poke);
+                    let every = (self.sc.idle_ms / 5).max(1);
+                    self.schedule(self.now + every, Event::Poke { node });
+                }
             }
         }
         self.outcome()
@@ -694,7 +794,12 @@ impl Sim {
             .collect()
     }
 
-    fn outcome(self) -> Result<Outcome, String> {
+    fn outcome(mut self) -> Result<Outcome, String> {
+        for n in &self.nodes {
+            if let Some(v) = &n.voter {
+                self.faults.declined += v.app().declined;
+            }
+        }
         let honest = self.honest();
         let common = honest
             .iter()
