@@ -373,7 +373,7 @@ impl<A: Application> Voter<A> {
             return;
         }
         self.ticks = self.ticks.saturating_add(1);
-        let timed_out = self.ticks % TICKS_PER_TIMEOUT == 0;
+        let timed_out = self.ticks.is_multiple_of(TICKS_PER_TIMEOUT);
         // Our votes of this view first (a notarize whose first send was lost must reach
         // the others before they give up on the view), then the nullify if it is time.
         self.resend_own(view);
