@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use protocol::ledger::{ApplyError, Ledger, Receipt};
 use protocol::limits::BLOCK_BYTES_MAX;
 use protocol::record::verify_all;
-use protocol::{Block, CertifiedBlock, Hash, PublicKey, RecordId, VerifiedRecord};
+use protocol::{Block, CertifiedBlock, Hash, PublicKey, RecordId, SignedRecord, VerifiedRecord};
 
 use crate::agreement::{AppError, Application, Payload, Verdict};
 use crate::mempool::Mempool;
@@ -29,6 +29,17 @@ struct Speculative {
     ids: Vec<RecordId>,
 }
 
+/// The state a proposal we built leads to, kept for `verify` of that same proposal (the
+/// voter verifies its own block right after building it: no second copy and apply).
+#[derive(Debug)]
+struct Built {
+    parent: Hash,
+    height: u64,
+    ids: Vec<RecordId>,
+    ledger: Ledger,
+    receipt: Receipt,
+}
+
 /// The ledger-backed application of a node.
 #[derive(Debug)]
 pub struct LedgerApp {
@@ -47,6 +58,8 @@ pub struct LedgerApp {
     pub mempool: Mempool,
     /// Most records a proposal holds (the genesis parameter).
     records_max: usize,
+    /// The last proposal we built and the state after it, until `verify` takes it.
+    built: Option<Built>,
     /// Receipts of blocks made final and not yet taken by the runtime, by height.
     finalized_receipts: BTreeMap<u64, (Hash, Receipt)>,
     /// Records dropped from the mempool because their period closed, for the runtime to
@@ -55,13 +68,19 @@ pub struct LedgerApp {
 }
 
 impl LedgerApp {
-    pub fn new(committed: Ledger, committed_hash: Hash, mempool: Mempool, records_max: usize) -> LedgerApp {
+    pub fn new(
+        committed: Ledger,
+        committed_hash: Hash,
+        mempool: Mempool,
+        records_max: usize,
+    ) -> LedgerApp {
         LedgerApp {
             committed,
             committed_hash,
             committed_ts: 0,
             idle_block_ms: 0,
             speculative: BTreeMap::new(),
+            built: None,
             mempool,
             records_max,
             finalized_receipts: BTreeMap::new(),
@@ -109,7 +128,10 @@ impl LedgerApp {
     /// state (used when this node is not a delegate and runs no voter).
     pub fn commit_certified(&mut self, cb: &CertifiedBlock) -> Result<Receipt, AppError> {
         if cb.block.parent != self.committed_hash {
-            return Err(AppError(format!("block {} does not extend our tip", cb.block.height)));
+            return Err(AppError(format!(
+                "block {} does not extend our tip",
+                cb.block.height
+            )));
         }
         self.verify(&cb.block)?;
         self.finalized(cb);
@@ -145,6 +167,34 @@ impl LedgerApp {
         out
     }
 
+    /// The block's records, verified: those in our mempool were verified when they
+    /// arrived (one signature check per record per node); the rest are checked here, in
+    /// parallel. `ids` are the records' ids, in block order.
+    fn verified(
+        &self,
+        records: &[SignedRecord],
+        ids: &[RecordId],
+        chain_id: &Hash,
+        height: u64,
+    ) -> Result<Vec<VerifiedRecord>, AppError> {
+        let mut out: Vec<Option<VerifiedRecord>> = records
+            .iter()
+            .zip(ids)
+            .map(|(r, id)| self.mempool.get(id).filter(|v| v.signed() == r).cloned())
+            .collect();
+        let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let unseen: Vec<SignedRecord> = missing.iter().map(|&i| records[i].clone()).collect();
+            let checked = verify_all(&unseen, chain_id).map_err(|(j, e)| {
+                AppError(format!("record #{} of block {height}: {e}", missing[j]))
+            })?;
+            for (i, v) in missing.into_iter().zip(checked) {
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
     fn delegate_change(before: &Ledger, after: &Ledger, height: u64) -> Option<Vec<PublicKey>> {
         let old = before.delegates_for(height + 2);
         let new = after.delegates_for(height + 2);
@@ -162,16 +212,26 @@ fn index_of(e: &ApplyError) -> Option<usize> {
 }
 
 impl Application for LedgerApp {
-    fn build(&mut self, parent: &Hash, height: u64, timestamp_ms: u64) -> Result<Option<Payload>, AppError> {
-        let (base, base_height) =
-            self.state_of(parent).ok_or_else(|| AppError(format!("unknown parent block {parent}")))?;
+    fn build(
+        &mut self,
+        parent: &Hash,
+        height: u64,
+        timestamp_ms: u64,
+    ) -> Result<Option<Payload>, AppError> {
+        let (base, base_height) = self
+            .state_of(parent)
+            .ok_or_else(|| AppError(format!("unknown parent block {parent}")))?;
         if base_height + 1 != height {
-            return Err(AppError(format!("parent is at height {base_height}, cannot build height {height}")));
+            return Err(AppError(format!(
+                "parent is at height {base_height}, cannot build height {height}"
+            )));
         }
         let taken = self.ancestor_ids(*parent);
-        let mut records: Vec<VerifiedRecord> = self.mempool.select(self.records_max, BLOCK_BYTES_MAX / 2, |id| {
-            taken.contains(id) || base.contains_record(id)
-        });
+        let mut records: Vec<VerifiedRecord> =
+            self.mempool
+                .select(self.records_max, BLOCK_BYTES_MAX / 2, |id| {
+                    taken.contains(id) || base.contains_record(id)
+                });
         // An idle network proposes an empty block only now and then (a heartbeat that keeps
         // views from timing out), not as fast as agreement allows.
         if records.is_empty()
@@ -184,10 +244,21 @@ impl Application for LedgerApp {
             let mut scratch = base.clone();
             match scratch.apply(height, &records) {
                 Ok(receipt) => {
+                    let state_root = receipt.state_root;
+                    self.built = Some(Built {
+                        parent: *parent,
+                        height,
+                        ids: records.iter().map(VerifiedRecord::id).collect(),
+                        ledger: scratch,
+                        receipt,
+                    });
                     return Ok(Some(Payload {
-                        records: records.into_iter().map(VerifiedRecord::into_signed).collect(),
-                        state_root: receipt.state_root,
-                    }))
+                        records: records
+                            .into_iter()
+                            .map(VerifiedRecord::into_signed)
+                            .collect(),
+                        state_root,
+                    }));
                 }
                 Err(e) => match index_of(&e) {
                     // A record the state cannot take at all (a replay, an unknown signer):
@@ -202,32 +273,60 @@ impl Application for LedgerApp {
         }
         // Too many bad records at once: propose an empty block rather than none.
         let mut scratch = base.clone();
-        let receipt = scratch.apply(height, &[]).map_err(|e| AppError(e.to_string()))?;
-        Ok(Some(Payload { records: Vec::new(), state_root: receipt.state_root }))
+        let receipt = scratch
+            .apply(height, &[])
+            .map_err(|e| AppError(e.to_string()))?;
+        Ok(Some(Payload {
+            records: Vec::new(),
+            state_root: receipt.state_root,
+        }))
     }
 
     fn verify(&mut self, block: &Block) -> Result<Verdict, AppError> {
         let hash = block.hash();
         if let Some(s) = self.speculative.get(&hash) {
-            let before = self.state_of(&s.parent).map(|(l, _)| l.clone());
-            return Ok(Verdict {
-                delegates: before.and_then(|b| Self::delegate_change(&b, &s.ledger, block.height)),
-            });
+            let delegates = self
+                .state_of(&s.parent)
+                .and_then(|(before, _)| Self::delegate_change(before, &s.ledger, block.height));
+            return Ok(Verdict { delegates });
         }
         if self.speculative.len() >= SPECULATIVE_MAX {
-            return Err(AppError(format!("{SPECULATIVE_MAX} unfinished blocks are held already")));
+            return Err(AppError(format!(
+                "{SPECULATIVE_MAX} unfinished blocks are held already"
+            )));
         }
-        let (base, base_height) = self
-            .state_of(&block.parent)
-            .ok_or_else(|| AppError(format!("block {} extends unknown parent {}", block.height, block.parent)))?;
+        let ids: Vec<RecordId> = block.records.iter().map(SignedRecord::id).collect();
+        // Our own proposal: its state was computed when we built it.
+        let built = self.built.take().filter(|b| {
+            b.parent == block.parent
+                && b.height == block.height
+                && b.ids == ids
+                && b.receipt.state_root == block.state_root
+        });
+        let (base, base_height) = self.state_of(&block.parent).ok_or_else(|| {
+            AppError(format!(
+                "block {} extends unknown parent {}",
+                block.height, block.parent
+            ))
+        })?;
         if base_height + 1 != block.height {
-            return Err(AppError(format!("block height {} does not follow parent height {base_height}", block.height)));
+            return Err(AppError(format!(
+                "block height {} does not follow parent height {base_height}",
+                block.height
+            )));
         }
-        let chain_id = base.chain_id();
-        let verified = verify_all(&block.records, &chain_id)
-            .map_err(|(i, e)| AppError(format!("record #{i} of block {}: {e}", block.height)))?;
-        let mut next = base.clone();
-        let receipt = next.apply(block.height, &verified).map_err(|e| AppError(e.to_string()))?;
+        let (next, receipt) = match built {
+            Some(b) => (b.ledger, b.receipt),
+            None => {
+                let verified =
+                    self.verified(&block.records, &ids, &base.chain_id(), block.height)?;
+                let mut next = base.clone();
+                let receipt = next
+                    .apply(block.height, &verified)
+                    .map_err(|e| AppError(e.to_string()))?;
+                (next, receipt)
+            }
+        };
         if receipt.state_root != block.state_root {
             return Err(AppError(format!(
                 "block {} claims state root {} but its records produce {}",
@@ -243,7 +342,7 @@ impl Application for LedgerApp {
                 timestamp_ms: block.timestamp_ms,
                 ledger: next,
                 receipt,
-                ids: verified.iter().map(VerifiedRecord::id).collect(),
+                ids,
             },
         );
         Ok(Verdict { delegates })
@@ -253,9 +352,16 @@ impl Application for LedgerApp {
         let hash = block.block.hash();
         let Some(s) = self.speculative.remove(&hash) else {
             // The voter verifies every block before finalizing it; a miss is a bug.
-            panic!("block {} ({hash}) was finalized without being verified", block.block.height);
+            panic!(
+                "block {} ({hash}) was finalized without being verified",
+                block.block.height
+            );
         };
-        assert_eq!(s.parent, self.committed_hash, "finalized block {} does not extend the final tip", s.height);
+        assert_eq!(
+            s.parent, self.committed_hash,
+            "finalized block {} does not extend the final tip",
+            s.height
+        );
         self.committed = s.ledger;
         self.committed_hash = hash;
         self.committed_ts = s.timestamp_ms;

@@ -27,7 +27,10 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(max: usize) -> Mempool {
-        Mempool { max, ..Mempool::default() }
+        Mempool {
+            max,
+            ..Mempool::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -40,6 +43,11 @@ impl Mempool {
 
     pub fn contains(&self, id: &RecordId) -> bool {
         self.by_id.contains_key(id)
+    }
+
+    /// The pending record `id`, already verified when it arrived.
+    pub fn get(&self, id: &RecordId) -> Option<&VerifiedRecord> {
+        self.by_id.get(id).and_then(|seq| self.by_seq.get(seq))
     }
 
     /// Adds a record; `Ok(false)` if it was already there.
@@ -59,7 +67,12 @@ impl Mempool {
 
     /// The oldest records, at most `count` of them and `bytes` encoded bytes, skipping
     /// those `skip` says are already taken (e.g. in a notarized ancestor).
-    pub fn select(&self, count: usize, bytes: usize, skip: impl Fn(&RecordId) -> bool) -> Vec<VerifiedRecord> {
+    pub fn select(
+        &self,
+        count: usize,
+        bytes: usize,
+        skip: impl Fn(&RecordId) -> bool,
+    ) -> Vec<VerifiedRecord> {
         let mut out = Vec::new();
         let mut used = 0usize;
         for rec in self.by_seq.values() {
@@ -125,9 +138,18 @@ mod tests {
     fn rec(n: u64, period: u64) -> VerifiedRecord {
         let k = Keypair::from_label("mempool");
         let chain = protocol::Hash::of(b"chain");
-        SignedRecord::sign(&k, &chain, n, RecordBody::BidTask { period, task: "t".into(), weight_bp: 10_000 })
-            .verify(&chain)
-            .expect("a freshly signed record verifies")
+        SignedRecord::sign(
+            &k,
+            &chain,
+            n,
+            RecordBody::BidTask {
+                period,
+                task: "t".into(),
+                weight_bp: 10_000,
+            },
+        )
+        .verify(&chain)
+        .expect("a freshly signed record verifies")
     }
 
     #[test]
@@ -139,10 +161,16 @@ mod tests {
         assert_eq!(m.insert(rec(3, 2)), Ok(true));
         assert_eq!(m.insert(rec(4, 2)), Err(MempoolError::Full(3)));
         let sel = m.select(2, usize::MAX, |_| false);
-        assert_eq!(sel.iter().map(|r| r.record().nonce).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(
+            sel.iter().map(|r| r.record().nonce).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
         let first = sel[0].id();
         let sel = m.select(10, usize::MAX, |id| *id == first);
-        assert_eq!(sel.iter().map(|r| r.record().nonce).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(
+            sel.iter().map(|r| r.record().nonce).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         assert_eq!(m.lapse_before(2).len(), 2);
         assert_eq!(m.len(), 1);
         let one = m.select(10, 1, |_| false);
