@@ -139,6 +139,19 @@ fn sim_4_delegates_one_down_idle_leaders_votes_only_through_resends() {
     );
 }
 
+/// Nobody down, an idle network (heartbeat blocks only) and lossy gossip: before the
+/// push of re-sent votes and the ticks, finalization trailed notarization by ~20 heights.
+#[test]
+fn sim_4_delegates_idle_leaders_lossy_gossip() {
+    run_family("sim_4_delegates_idle_leaders_lossy_gossip", 60, |seed| {
+        Scenario {
+            idle_ms: IDLE_MS,
+            gossip: Gossip::Lossy,
+            ..scenario(seed, 4, vec![])
+        }
+    });
+}
+
 /// The same with 7 delegates, two down (every quorum needs every live delegate).
 #[test]
 fn sim_7_delegates_two_down_idle_leaders_votes_only_through_resends() {
