@@ -236,7 +236,10 @@ fn bench(a: &BenchArgs, quiet: bool) -> anyhow::Result<BenchReport> {
         .context("starting the async runtime")?;
     let mut nodes = Vec::new();
     for nd in &layout.nodes {
-        let cfg = node::config::NodeConfig::load(&nd.join("config.toml"))?;
+        let mut cfg = node::config::NodeConfig::load(&nd.join("config.toml"))?;
+        // Measure what agreement can do: leaders propose at once, empty or not (a deployed
+        // node only proposes an empty block as a heartbeat, see docs/operating.md).
+        cfg.idle_block_ms = 0;
         nodes.push(
             rt.block_on(node::runtime::start(cfg))
                 .with_context(|| format!("starting {}", nd.display()))?,
