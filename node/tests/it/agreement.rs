@@ -130,7 +130,7 @@ fn sim_delegate_set_change() {
 fn sim_4_delegates_one_down_idle_leaders_votes_only_through_resends() {
     run_family(
         "sim_4_delegates_one_down_idle_leaders_votes_only_through_resends",
-        150,
+        100,
         |seed| Scenario {
             idle_ms: IDLE_MS,
             gossip: Gossip::Lossy,
@@ -157,7 +157,7 @@ fn sim_4_delegates_idle_leaders_lossy_gossip() {
 fn sim_7_delegates_two_down_idle_leaders_votes_only_through_resends() {
     run_family(
         "sim_7_delegates_two_down_idle_leaders_votes_only_through_resends",
-        60,
+        40,
         |seed| Scenario {
             idle_ms: IDLE_MS,
             gossip: Gossip::Lossy,
