@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use protocol::ledger::{ApplyError, Ledger, Receipt};
+use protocol::ledger::{Account, ApplyError, Ledger, Receipt};
 use protocol::limits::BLOCK_BYTES_MAX;
 use protocol::record::verify_all;
 use protocol::{Block, CertifiedBlock, Hash, PublicKey, RecordId, SignedRecord, VerifiedRecord};
@@ -27,6 +27,20 @@ struct Speculative {
     ledger: Ledger,
     receipt: Receipt,
     ids: Vec<RecordId>,
+    /// The block's records, verified (the store writes them without checking again).
+    records: Vec<VerifiedRecord>,
+}
+
+/// What the runtime needs to store a final block without verifying or applying it again.
+#[derive(Debug, Clone)]
+pub struct FinalBlock {
+    pub hash: Hash,
+    pub height: u64,
+    /// The block's records, verified, in block order.
+    pub records: Vec<VerifiedRecord>,
+    pub receipt: Receipt,
+    /// The balances the block changed (`None`: the account is gone).
+    pub balance_changes: BTreeMap<Account, Option<i64>>,
 }
 
 /// The state a proposal we built leads to, kept for `verify` of that same proposal (the
@@ -36,6 +50,7 @@ struct Built {
     parent: Hash,
     height: u64,
     ids: Vec<RecordId>,
+    records: Vec<VerifiedRecord>,
     ledger: Ledger,
     receipt: Receipt,
 }
@@ -60,8 +75,8 @@ pub struct LedgerApp {
     records_max: usize,
     /// The last proposal we built and the state after it, until `verify` takes it.
     built: Option<Built>,
-    /// Receipts of blocks made final and not yet taken by the runtime, by height.
-    finalized_receipts: BTreeMap<u64, (Hash, Receipt)>,
+    /// Blocks made final and not yet taken by the runtime, by height.
+    finals: BTreeMap<u64, FinalBlock>,
     /// Records dropped from the mempool because their period closed, for the runtime to
     /// drop from the durable pending store too.
     lapsed: Vec<RecordId>,
@@ -83,7 +98,7 @@ impl LedgerApp {
             built: None,
             mempool,
             records_max,
-            finalized_receipts: BTreeMap::new(),
+            finals: BTreeMap::new(),
             lapsed: Vec::new(),
         }
     }
@@ -116,10 +131,11 @@ impl LedgerApp {
         self.committed_hash
     }
 
-    /// The receipt of the final block `hash` at `height`, once (the runtime indexes it).
-    pub fn take_receipt(&mut self, height: u64, hash: &Hash) -> Option<Receipt> {
-        match self.finalized_receipts.remove(&height) {
-            Some((h, r)) if h == *hash => Some(r),
+    /// The final block `hash` at `height` as applied here, once (the runtime stores it
+    /// and tells the clients waiting on its records).
+    pub fn take_final(&mut self, height: u64, hash: &Hash) -> Option<FinalBlock> {
+        match self.finals.remove(&height) {
+            Some(f) if f.hash == *hash => Some(f),
             _ => None,
         }
     }
@@ -138,10 +154,10 @@ impl LedgerApp {
         // The receipt stays for the runtime's `commit`, which takes it to tell the clients
         // waiting on the block's records.
         let hash = cb.block.hash();
-        self.finalized_receipts
+        self.finals
             .get(&cb.block.height)
-            .filter(|(h, _)| *h == hash)
-            .map(|(_, r)| r.clone())
+            .filter(|f| f.hash == hash)
+            .map(|f| f.receipt.clone())
             .ok_or_else(|| AppError("the block's receipt went missing".into()))
     }
 
@@ -249,6 +265,7 @@ impl Application for LedgerApp {
                         parent: *parent,
                         height,
                         ids: records.iter().map(VerifiedRecord::id).collect(),
+                        records: records.clone(),
                         ledger: scratch,
                         receipt,
                     });
@@ -315,8 +332,8 @@ impl Application for LedgerApp {
                 block.height
             )));
         }
-        let (next, receipt) = match built {
-            Some(b) => (b.ledger, b.receipt),
+        let (next, receipt, records) = match built {
+            Some(b) => (b.ledger, b.receipt, b.records),
             None => {
                 let verified =
                     self.verified(&block.records, &ids, &base.chain_id(), block.height)?;
@@ -324,7 +341,7 @@ impl Application for LedgerApp {
                 let receipt = next
                     .apply(block.height, &verified)
                     .map_err(|e| AppError(e.to_string()))?;
-                (next, receipt)
+                (next, receipt, verified)
             }
         };
         if receipt.state_root != block.state_root {
@@ -343,6 +360,7 @@ impl Application for LedgerApp {
                 ledger: next,
                 receipt,
                 ids,
+                records,
             },
         );
         Ok(Verdict { delegates })
@@ -362,6 +380,7 @@ impl Application for LedgerApp {
             "finalized block {} does not extend the final tip",
             s.height
         );
+        let balance_changes = self.committed.balance_changes(&s.ledger);
         self.committed = s.ledger;
         self.committed_hash = hash;
         self.committed_ts = s.timestamp_ms;
@@ -375,10 +394,21 @@ impl Application for LedgerApp {
         self.lapsed.extend(lapsed);
         let height = s.height;
         self.speculative.retain(|_, x| x.height > height);
-        self.finalized_receipts.insert(height, (hash, s.receipt));
-        // Bounded: the runtime takes each receipt right after the Finalized effect.
-        while self.finalized_receipts.len() > 64 {
-            self.finalized_receipts.pop_first();
+        self.finals.insert(
+            height,
+            FinalBlock {
+                hash,
+                height,
+                records: s.records,
+                receipt: s.receipt,
+                balance_changes,
+            },
+        );
+        // Bounded: the runtime takes each one right after the Finalized effect. Every
+        // block finalized in one voter call was verified, so held in `speculative`: at
+        // most SPECULATIVE_MAX of them wait here at once.
+        while self.finals.len() > SPECULATIVE_MAX {
+            self.finals.pop_first();
         }
     }
 }

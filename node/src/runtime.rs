@@ -244,11 +244,15 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
 
     // The store verifies the chain, cuts a damaged tail (peers send it again), replays the
     // log into its ledger and brings the indexes up to date.
-    let store = Store::open_data(&config.data, genesis.clone(), config.cache_mb * 1024 * 1024)?;
+    let mut store = Store::open_data(&config.data, genesis.clone(), config.cache_mb * 1024 * 1024)?;
     if let Some(cut) = &store.opened().cut {
         tracing::warn!(?cut, "cut a damaged log tail; it will be fetched again from peers");
     }
-    let ledger = store.ledger().clone();
+    // The node keeps the only full ledger: it verifies and applies every block once and
+    // hands the store the result (`append_applied`).
+    let ledger = store
+        .take_ledger()
+        .ok_or_else(|| NodeError::Store(storage::StoreError::Invalid("the opened store holds no ledger".into())))?;
     let height = store.height();
     let tip = if height == 0 {
         Tip::genesis(chain_id)
@@ -564,15 +568,23 @@ impl Node {
     fn commit(&mut self, cb: CertifiedBlock) -> Result<(), NodeError> {
         let height = cb.block.height;
         let hash = cb.block.hash();
-        self.store.append(&cb)?;
-        // Bodies at or below a final height are in the log or can never be final.
+        // Verified and applied once, by the application: the store only writes it.
+        let Some(fin) = self.engine.app_mut().take_final(height, &hash) else {
+            return Err(NodeError::Store(storage::StoreError::Invalid(format!(
+                "final block {height} ({hash}) was not handed over by the application"
+            ))));
+        };
+        let applied = storage::audit::Applied { height, records: fin.records, receipt: fin.receipt };
+        self.store.append_applied(&cb, &applied, &fin.balance_changes)?;
+        // Bodies at or below a final height are in the log or can never be final (removed
+        // after the block is durable; the removals go with the next flush).
         for key in self.notarized.range(..height.saturating_add(1).to_be_bytes().to_vec()).keys() {
             let key = key.map_err(|e| NodeError::Store(e.into()))?;
             self.notarized.remove(key).map_err(|e| NodeError::Store(e.into()))?;
         }
         let app = self.engine.app_mut();
         let lapsed = app.take_lapsed();
-        let receipt = app.take_receipt(height, &hash);
+
         if !lapsed.is_empty() {
             self.store.remove_pending(&lapsed)?;
         }
@@ -585,8 +597,7 @@ impl Node {
             p.height = height;
             p.records = p.records.saturating_add(cb.block.records.len() as u64);
         });
-        let Some(receipt) = receipt else { return Ok(()) };
-        for (rec, outcome) in cb.block.records.iter().zip(receipt.outcomes) {
+        for (rec, outcome) in cb.block.records.iter().zip(applied.receipt.outcomes) {
             let id = rec.id();
             let (status, reason) = match outcome {
                 Outcome::Accepted => ("accepted", None),

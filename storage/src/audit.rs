@@ -141,6 +141,11 @@ impl Replayer {
         self.tip
     }
 
+    /// The ledger after the last block replayed, taken out (the replayer is done).
+    pub fn into_ledger(self) -> Ledger {
+        self.ledger
+    }
+
     pub fn height(&self) -> u64 {
         self.tip.map_or(0, |t| t.height)
     }
@@ -257,7 +262,10 @@ impl Replayer {
         if protocol::vote::leader(&delegates, b.view) != Some(b.proposer) {
             return Err(ReplayError::block(
                 h,
-                format!("proposer {} is not the leader of view {}", b.proposer, b.view),
+                format!(
+                    "proposer {} is not the leader of view {}",
+                    b.proposer, b.view
+                ),
             ));
         }
         if let Err(e) = checked.proposer {

@@ -3,6 +3,8 @@
 
 use std::ops::RangeInclusive;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use protocol::limits::{RECORD_BYTES_MAX, VOTE_BYTES_MAX};
 use protocol::{CertifiedBlock, Hash, RecordId, SignedVote};
@@ -110,6 +112,22 @@ impl SledLog {
         result
     }
 
+    /// `append` without the flush: the caller flushes the database once for the block
+    /// and everything written with it (pending removal, indexes) before acknowledging.
+    pub(crate) fn append_unflushed(&mut self, block: &CertifiedBlock) -> Result<(), LogError> {
+        check_link(&self.chain_id, self.tip, block)?;
+        let height = block.block.height;
+        let frame = encode_frame(block);
+        // Check before writing and again after reading back (STYLE: limits and checks).
+        decode_frame(height, &frame)?;
+        self.tree.insert(height.to_be_bytes(), frame)?;
+        self.tip = Some(Tip {
+            height,
+            hash: block.block.hash(),
+        });
+        Ok(())
+    }
+
     /// Removes blocks `height` and above (a tail that failed verification), flushed.
     /// Returns how many were removed.
     pub fn cut_from(&mut self, height: u64) -> Result<u64, LogError> {
@@ -151,17 +169,8 @@ impl Log for SledLog {
     }
 
     fn append(&mut self, block: &CertifiedBlock) -> Result<(), LogError> {
-        check_link(&self.chain_id, self.tip, block)?;
-        let height = block.block.height;
-        let frame = encode_frame(block);
-        // Check before writing and again after reading back (STYLE: limits and checks).
-        decode_frame(height, &frame)?;
-        self.tree.insert(height.to_be_bytes(), frame)?;
+        self.append_unflushed(block)?;
         self.tree.flush()?;
-        self.tip = Some(Tip {
-            height,
-            hash: block.block.hash(),
-        });
         Ok(())
     }
 
@@ -205,6 +214,8 @@ pub struct Db {
     votes: sled::Tree,
     /// Accepted submissions not yet in a certified block: key = record id, value = bytes.
     pending: sled::Tree,
+    /// How many entries `pending` holds (shared by clones of the handle).
+    pending_count: Arc<AtomicUsize>,
 }
 
 impl Db {
@@ -252,12 +263,14 @@ impl Db {
         let (log, cut) = SledLog::open(tree, chain_id)?;
         let votes = db.open_tree(VOTES_TREE)?;
         let pending = db.open_tree(PENDING_TREE)?;
+        let pending_count = Arc::new(AtomicUsize::new(pending.len()));
         Ok((
             Db {
                 db,
                 log,
                 votes,
                 pending,
+                pending_count,
             },
             cut,
         ))
@@ -331,23 +344,7 @@ impl Db {
     /// Keeps an accepted submission durably until a certified block holds it. Flushed
     /// before returning, so the submitter may be told it is stored.
     pub fn add_pending(&self, id: RecordId, bytes: &[u8]) -> Result<(), StoreError> {
-        if bytes.len() > RECORD_BYTES_MAX {
-            return Err(StoreError::Invalid(format!(
-                "a record of {} bytes exceeds {RECORD_BYTES_MAX}",
-                bytes.len()
-            )));
-        }
-        if Hash::of(bytes) != id {
-            return Err(StoreError::Invalid(format!(
-                "record bytes do not hash to id {id}"
-            )));
-        }
-        if self.pending.get(id.0)?.is_none() && self.pending.len() >= PENDING_MAX {
-            return Err(StoreError::Invalid(format!(
-                "{PENDING_MAX} submissions are pending already"
-            )));
-        }
-        self.pending.insert(id.0, bytes)?;
+        self.add_pending_unflushed(id, bytes)?;
         self.pending.flush()?;
         Ok(())
     }
@@ -376,11 +373,7 @@ impl Db {
 
     /// Drops pending submissions (now certified, or lapsed). Flushed.
     pub fn remove_pending(&self, ids: &[RecordId]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(&id.0);
-        }
-        self.pending.apply_batch(batch)?;
+        self.remove_pending_unflushed(ids)?;
         self.pending.flush()?;
         Ok(())
     }
@@ -388,8 +381,62 @@ impl Db {
     /// Appends a certified block to the log (flushed) and drops its records from the
     /// pending submissions.
     pub fn append(&mut self, block: &CertifiedBlock) -> Result<(), StoreError> {
-        self.log.append(block)?;
+        self.append_unflushed(block)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// `append` without the flush (one flush for the block, its pending removal and its
+    /// index entries: the caller flushes before anyone is told the block is stored).
+    pub(crate) fn append_unflushed(&mut self, block: &CertifiedBlock) -> Result<(), StoreError> {
+        self.log.append_unflushed(block)?;
         let ids: Vec<RecordId> = block.block.records.iter().map(|r| r.id()).collect();
-        self.remove_pending(&ids)
+        self.remove_pending_unflushed(&ids)
+    }
+
+    /// Stores pending submissions without flushing; `flush` makes them durable (one
+    /// flush for every submission of an actor turn). Checks as `add_pending` does.
+    pub fn add_pending_unflushed(&self, id: RecordId, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() > RECORD_BYTES_MAX {
+            return Err(StoreError::Invalid(format!(
+                "a record of {} bytes exceeds {RECORD_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        if Hash::of(bytes) != id {
+            return Err(StoreError::Invalid(format!(
+                "record bytes do not hash to id {id}"
+            )));
+        }
+        // The count is kept, not taken: sled's `len` scans the whole tree.
+        let count = &self.pending_count;
+        if self.pending.get(id.0)?.is_none() && count.load(Ordering::Relaxed) >= PENDING_MAX {
+            return Err(StoreError::Invalid(format!(
+                "{PENDING_MAX} submissions are pending already"
+            )));
+        }
+        if self.pending.insert(id.0, bytes)?.is_none() {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Flushes everything written so far (the whole database).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes pending ids one by one, keeping the count (not flushed).
+    fn remove_pending_unflushed<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a RecordId>,
+    ) -> Result<(), StoreError> {
+        for id in ids {
+            if self.pending.remove(id.0)?.is_some() {
+                self.pending_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 }

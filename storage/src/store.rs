@@ -2,12 +2,20 @@
 //! submissions, and the indexes derived from the log, with the ledger replayed to the
 //! tip. Opening verifies the whole log (signatures, links, certificates, state roots),
 //! cuts a tail that does not verify, and rebuilds the indexes when missing or stale.
+//!
+//! Two ways to append a certified block:
+//! - `append` checks it completely on the store's own ledger (imported, untrusted blocks);
+//! - `append_applied` takes a block its caller has verified and applied already (the
+//!   node's application checked signatures, proposer, certificate and state root) with
+//!   what applying it produced, and only writes: no second signature check, no second
+//!   apply. A node hands the store's ledger over with `take_ledger` once opened, so the
+//!   node and its store do not hold two full ledgers.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
-use protocol::ledger::Ledger;
+use protocol::ledger::{Account, Ledger};
 use protocol::{CertifiedBlock, Genesis, Hash, RecordId, SignedVote};
 
 use crate::audit::{Applied, ReplayError, Replayer};
@@ -35,9 +43,11 @@ pub struct Store {
     index: Index,
     /// The network's genesis.
     genesis: Genesis,
-    /// The ledger replayed to the log's tip, and the checks every appended block passes.
-    replayer: Replayer,
-    /// The balances as last written to the index, to write only what a block changes.
+    /// The ledger replayed to the log's tip, and the checks every appended block passes;
+    /// `None` once handed over (`take_ledger`) or left behind by `append_applied`.
+    replayer: Option<Replayer>,
+    /// The balances as last written to the index, to write only what a block changes
+    /// (kept with the replayer, for `append`).
     balances: BTreeMap<String, i64>,
     /// What `open` found.
     opened: OpenReport,
@@ -87,7 +97,7 @@ impl Store {
                         db,
                         index,
                         genesis,
-                        replayer: *replayer,
+                        replayer: Some(*replayer),
                         balances,
                         opened,
                         poisoned: None,
@@ -121,9 +131,17 @@ impl Store {
         self.db.log().chain_id()
     }
 
-    /// The ledger at the log's tip.
-    pub fn ledger(&self) -> &Ledger {
-        self.replayer.ledger()
+    /// The ledger at the log's tip, while the store holds it (not after `take_ledger`
+    /// or `append_applied`).
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.replayer.as_ref().map(Replayer::ledger)
+    }
+
+    /// Hands the ledger at the log's tip to the caller, who keeps it in step with the
+    /// log from then on and appends with `append_applied`. `None` if it was taken already.
+    pub fn take_ledger(&mut self) -> Option<Ledger> {
+        self.balances = BTreeMap::new();
+        self.replayer.take().map(Replayer::into_ledger)
     }
 
     pub fn tip(&self) -> Option<Tip> {
@@ -149,41 +167,124 @@ impl Store {
     }
 
     /// Checks a certified block completely (signatures, link, certificate against the
-    /// delegates in force, state root, invariants), applies it, appends it to the log
-    /// (flushed before returning), drops its records from the pending submissions and
-    /// updates the indexes.
+    /// delegates in force, state root, invariants), applies it, appends it to the log,
+    /// drops its records from the pending submissions and updates the indexes, all made
+    /// durable by one flush before returning. Needs the store's own ledger (refused after
+    /// `take_ledger`: the holder of the ledger verifies and calls `append_applied`).
     pub fn append(&mut self, block: &CertifiedBlock) -> Result<Applied, StoreError> {
-        if let Some(why) = &self.poisoned {
-            return Err(StoreError::Invalid(format!(
-                "the store must be reopened: {why}"
-            )));
-        }
-        let before = self.replayer.height();
-        let applied = match self.replayer.push(block) {
+        self.check_writable()?;
+        let Some(replayer) = self.replayer.as_mut() else {
+            return Err(StoreError::Invalid(
+                "the store's ledger was handed over: append verified blocks with append_applied"
+                    .into(),
+            ));
+        };
+        let before = replayer.height();
+        let applied = match replayer.push(block) {
             Ok(a) => a,
             Err(e) => {
-                if self.replayer.height() != before {
+                if replayer.height() != before {
                     self.poisoned = Some(e.to_string());
                 }
                 return Err(StoreError::Rejected(e));
             }
         };
-        if let Err(e) = self.db.append(block) {
+        let (changes, now) = balance_changes(&self.balances, replayer.ledger());
+        self.write(block, &applied, &changes)?;
+        self.balances = now;
+        Ok(applied)
+    }
+
+    /// Appends a block the caller has verified and applied already, with what applying
+    /// it produced: its records (verified, in block order), its receipt, and the balances
+    /// it changed (`Ledger::balance_changes` from the state before to the state after).
+    /// Checks only what is cheap and ties these to the block: the link to the tip, the
+    /// certificate naming the block, the records being the block's, the receipt's state
+    /// root being the certified one. Log, pending removal and indexes share one flush.
+    ///
+    /// The store stops holding a ledger of its own (it would fall behind): later blocks
+    /// must come through `append_applied` too, until the store is reopened.
+    pub fn append_applied(
+        &mut self,
+        block: &CertifiedBlock,
+        applied: &Applied,
+        changes: &BTreeMap<Account, Option<i64>>,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let b = &block.block;
+        let mismatch = |what: String| {
+            Err(StoreError::Invalid(format!(
+                "block {}: applied result does not match: {what}",
+                b.height
+            )))
+        };
+        if applied.height != b.height {
+            return mismatch(format!("it is for height {}", applied.height));
+        }
+        if applied.receipt.state_root != b.state_root {
+            return mismatch(format!(
+                "state root {} is not the certified {}",
+                applied.receipt.state_root, b.state_root
+            ));
+        }
+        if applied.records.len() != b.records.len()
+            || applied.receipt.outcomes.len() != b.records.len()
+        {
+            return mismatch(format!(
+                "{} records and {} outcomes for {} records in the block",
+                applied.records.len(),
+                applied.receipt.outcomes.len(),
+                b.records.len()
+            ));
+        }
+        if let Some(i) =
+            (0..b.records.len()).find(|&i| applied.records[i].signed() != &b.records[i])
+        {
+            return mismatch(format!("record #{i} differs"));
+        }
+        if self.replayer.take().is_some() {
+            self.balances = BTreeMap::new();
+        }
+        let changes: BTreeMap<String, Option<i64>> =
+            changes.iter().map(|(a, v)| (a.to_string(), *v)).collect();
+        self.write(block, applied, &changes)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.poisoned {
+            Some(why) => Err(StoreError::Invalid(format!(
+                "the store must be reopened: {why}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Log append, pending removal and index entries of one block, then one flush.
+    fn write(
+        &mut self,
+        block: &CertifiedBlock,
+        applied: &Applied,
+        changes: &BTreeMap<String, Option<i64>>,
+    ) -> Result<(), StoreError> {
+        // A block that does not follow the tip is refused before anything is written.
+        crate::log::check_link(&self.chain_id(), self.tip(), block).map_err(StoreError::from)?;
+        if let Err(e) = self.db.append_unflushed(block) {
             self.poisoned = Some(e.to_string());
             return Err(e);
         }
-        let (changes, now) = balance_changes(&self.balances, self.replayer.ledger());
-        if let Err(e) =
-            self.index
-                .write_blocks(std::slice::from_ref(&applied), &changes, Hash::ZERO)
+        if let Err(e) = self
+            .index
+            .write_blocks(std::slice::from_ref(applied), changes, Hash::ZERO)
         {
             // The log holds the block; the index is repaired on the next open.
             self.poisoned = Some(e.to_string());
             return Err(e);
         }
-        self.db.sled().flush()?;
-        self.balances = now;
-        Ok(applied)
+        if let Err(e) = self.db.flush() {
+            self.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(())
     }
 
     pub fn record_vote(&self, vote: &SignedVote) -> Result<(), StoreError> {
@@ -196,6 +297,17 @@ impl Store {
 
     pub fn add_pending(&self, id: RecordId, bytes: &[u8]) -> Result<(), StoreError> {
         self.db.add_pending(id, bytes)
+    }
+
+    /// `add_pending` without the flush: several submissions then share one `flush`,
+    /// which must return before any of them is acknowledged.
+    pub fn add_pending_unflushed(&self, id: RecordId, bytes: &[u8]) -> Result<(), StoreError> {
+        self.db.add_pending_unflushed(id, bytes)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()
     }
 
     pub fn pending(&self) -> Result<Vec<(RecordId, Vec<u8>)>, StoreError> {
@@ -237,7 +349,7 @@ impl Store {
                 replayer, balances, ..
             } => {
                 self.db.sled().flush()?;
-                self.replayer = *replayer;
+                self.replayer = Some(*replayer);
                 self.balances = balances;
                 self.poisoned = None;
                 Ok(())

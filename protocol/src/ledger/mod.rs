@@ -405,6 +405,46 @@ impl Ledger {
         self.balances.clone()
     }
 
+    /// The balances that differ between `self` and `after` (a later state): the new
+    /// balance, or `None` for an account `after` no longer holds. One merge pass over both
+    /// account maps, no copy of either.
+    pub fn balance_changes(&self, after: &Ledger) -> BTreeMap<Account, Option<i64>> {
+        let mut out = BTreeMap::new();
+        let mut old = self.balances.iter().peekable();
+        let mut new = after.balances.iter().peekable();
+        loop {
+            match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some((a, _)), None) => {
+                    out.insert((*a).clone(), None);
+                    old.next();
+                }
+                (None, Some((a, b))) => {
+                    out.insert((*a).clone(), Some(**b));
+                    new.next();
+                }
+                (Some((oa, ob)), Some((na, nb))) => match oa.cmp(na) {
+                    std::cmp::Ordering::Less => {
+                        out.insert((*oa).clone(), None);
+                        old.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        out.insert((*na).clone(), Some(**nb));
+                        new.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if ob != nb {
+                            out.insert((*na).clone(), Some(**nb));
+                        }
+                        old.next();
+                        new.next();
+                    }
+                },
+            }
+        }
+        out
+    }
+
     /// The current key's account id.
     pub fn account_of(&self, key: &PublicKey) -> Option<PublicKey> {
         self.keys.get(key).copied()
@@ -1755,5 +1795,41 @@ mod tests {
         ));
         assert_eq!(l.height(), 2);
         assert_eq!(l.state_root(), r2.state_root);
+    }
+
+    /// The merge-pass diff equals the naive one: changed, added and removed accounts.
+    #[test]
+    fn balance_changes_name_exactly_what_differs() {
+        let fx = Fixture::new("ledger/balance-changes", 4, 3);
+        let before = Ledger::from_genesis(&fx.genesis);
+        assert!(before.balance_changes(&before).is_empty());
+        let mut after = before.clone();
+        let accounts: Vec<Account> = before.balances.keys().cloned().collect();
+        assert!(accounts.len() >= 3);
+        // Change the first, drop the last, add a new one, keep the others.
+        *after.balances.get_mut(&accounts[0]).expect("held") += 7;
+        after.balances.remove(&accounts[accounts.len() - 1]);
+        let added = Account::Member(crate::Keypair::from_label("ledger/bc/new").public());
+        after.balances.insert(added.clone(), -7);
+        let got = before.balance_changes(&after);
+        let mut naive = BTreeMap::new();
+        for (a, b) in &after.balances {
+            if before.balances.get(a) != Some(b) {
+                naive.insert(a.clone(), Some(*b));
+            }
+        }
+        for a in before.balances.keys() {
+            if !after.balances.contains_key(a) {
+                naive.insert(a.clone(), None);
+            }
+        }
+        assert_eq!(got, naive);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got.get(&added), Some(&Some(-7)));
+        assert_eq!(got.get(&accounts[accounts.len() - 1]), Some(&None));
+        // And back again.
+        let back = after.balance_changes(&before);
+        assert_eq!(back.len(), 3);
+        assert_eq!(back.get(&added), Some(&None));
     }
 }

@@ -42,9 +42,18 @@ fn exported_log_replays_to_the_live_state() {
         for b in &p.chain.blocks {
             store.append(b).expect("append");
         }
-        assert_eq!(store.ledger().state_root(), p.chain.ledger.state_root());
+        assert_eq!(
+            store
+                .ledger()
+                .expect("the store holds its ledger")
+                .state_root(),
+            p.chain.ledger.state_root()
+        );
         (
-            store.ledger().state_root(),
+            store
+                .ledger()
+                .expect("the store holds its ledger")
+                .state_root(),
             store.balances().expect("balances"),
         )
     };

@@ -101,12 +101,17 @@ fn indexes_follow_the_ledger_block_by_block() {
     // The genesis balances are indexed before any block.
     assert_eq!(
         store.balances().expect("balances").len(),
-        store.ledger().accounts().len()
+        store
+            .ledger()
+            .expect("the store holds its ledger")
+            .accounts()
+            .len()
     );
     for b in &p.chain.blocks {
         store.append(b).expect("append");
         let live: std::collections::BTreeMap<String, i64> = store
             .ledger()
+            .expect("the store holds its ledger")
             .accounts()
             .into_iter()
             .map(|(a, v)| (a.to_string(), v))
@@ -143,7 +148,10 @@ fn reopen_keeps_the_index_and_rebuilds_it_when_missing_or_stale() {
         );
         assert_eq!(s.opened().cut, None);
         assert_eq!(s.height(), 20);
-        (s.ledger().state_root(), s.balances().expect("balances"))
+        (
+            s.ledger().expect("the store holds its ledger").state_root(),
+            s.balances().expect("balances"),
+        )
     };
     // Lose the index meta: everything is derived again.
     {
@@ -161,7 +169,10 @@ fn reopen_keeps_the_index_and_rebuilds_it_when_missing_or_stale() {
     let s = Store::open(&n, 8 << 20).expect("rebuild");
     assert_eq!(s.opened().index_rebuilt_from, Some(1));
     assert_eq!(s.balances().expect("balances"), balances);
-    assert_eq!(s.ledger().state_root(), root);
+    assert_eq!(
+        s.ledger().expect("the store holds its ledger").state_root(),
+        root
+    );
     assert_eq!(s.history(&p.amended).expect("history").layers.len(), 3);
     drop(s);
     // A meta naming the wrong state root: stale, rebuilt.
@@ -250,5 +261,91 @@ fn open_cuts_a_tail_that_does_not_verify() {
     assert_eq!((cut.from_height, cut.removed), (9, 1));
     assert!(cut.reason.contains("certificate"), "{cut:?}");
     assert_eq!(s.height(), 8);
-    assert_eq!(s.ledger().state_root(), p.chain.ledger.state_root());
+    assert_eq!(
+        s.ledger().expect("the store holds its ledger").state_root(),
+        p.chain.ledger.state_root()
+    );
+}
+
+/// The trusted path (a node that verified and applied each block itself) writes the same
+/// log and indexes as the checking path, refuses results that are not the block's, and
+/// the store it leaves behind reopens with a full verification.
+#[test]
+fn append_applied_writes_what_append_writes_and_refuses_mismatches() {
+    let p = period_chain(12);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checked = filled(dir.path(), &p);
+    let trusted = dir.path().join("trusted");
+    std::fs::create_dir_all(&trusted).expect("mkdir");
+    std::fs::write(trusted.join("genesis.toml"), p.chain.fx.genesis.to_toml()).expect("genesis");
+    let mut store = Store::open(&trusted, 8 << 20).expect("open");
+    // The node takes the ledger: the store holds none and refuses the checking path.
+    let mut ledger = store.take_ledger().expect("the ledger");
+    assert!(store.ledger().is_none());
+    assert!(store.take_ledger().is_none());
+    let e = store
+        .append(&p.chain.blocks[0])
+        .expect_err("no ledger to check on");
+    assert!(e.to_string().contains("append_applied"), "{e}");
+    // The caller's own verification and application, as the node's application does.
+    let mut verifier = storage::Replayer::new(&p.chain.fx.genesis);
+    for (i, b) in p.chain.blocks.iter().enumerate() {
+        let applied = verifier.push(b).expect("verifies");
+        let mut after = ledger.clone();
+        after
+            .apply(b.block.height, &applied.records)
+            .expect("applies");
+        let changes = ledger.balance_changes(&after);
+        if i == 3 {
+            // Results of another block, a wrong root, other records: refused, unwritten.
+            let mut wrong = applied.clone();
+            wrong.receipt.state_root = protocol::Hash::of(b"wrong");
+            assert!(store.append_applied(b, &wrong, &changes).is_err());
+            let mut fewer = applied.clone();
+            fewer.records.clear();
+            fewer.receipt.outcomes.clear();
+            if !b.block.records.is_empty() {
+                assert!(store.append_applied(b, &fewer, &changes).is_err());
+            }
+            assert!(store
+                .append_applied(&p.chain.blocks[i + 1], &applied, &changes)
+                .is_err());
+            assert_eq!(store.height(), 3, "nothing was written");
+        }
+        store
+            .append_applied(b, &applied, &changes)
+            .expect("append_applied");
+        ledger = after;
+    }
+    // A block out of place (here: again) is refused, nothing written.
+    let again = storage::Replayer::new(&p.chain.fx.genesis)
+        .push(&p.chain.blocks[0])
+        .expect("verifies");
+    let e = store
+        .append_applied(&p.chain.blocks[0], &again, &Default::default())
+        .expect_err("out of place");
+    assert!(e.to_string().contains("block 1"), "{e}");
+    assert_eq!(store.height(), 12);
+    let a = Store::open(&checked, 8 << 20).expect("reopen checked");
+    let root = a.ledger().expect("ledger").state_root();
+    let balances = a.balances().expect("balances");
+    let history = a.history(&p.amended).expect("history");
+    drop(a);
+    drop(store);
+    let b = Store::open(&trusted, 8 << 20).expect("reopen trusted");
+    assert_eq!(
+        b.opened().index_rebuilt_from,
+        None,
+        "the index was complete"
+    );
+    assert_eq!(b.opened().cut, None, "every block verifies");
+    assert_eq!(b.ledger().expect("ledger").state_root(), root);
+    assert_eq!(b.balances().expect("balances"), balances);
+    assert_eq!(
+        b.balances().expect("balances").len(),
+        ledger.accounts().len()
+    );
+    assert_eq!(b.history(&p.amended).expect("history"), history);
+    assert_eq!(ledger.state_root(), root);
+    assert_eq!(b.pending().expect("pending"), vec![]);
 }
