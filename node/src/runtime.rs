@@ -522,13 +522,14 @@ impl Node {
                     self.store.record_vote(&v)?
                 }
                 Effect::SendVote(v) => {
-                    // A re-sent vote is a duplicate to gossip, and before the mesh forms
-                    // gossip has nobody to send to: then push it directly instead.
-                    match self.net.publish(Topic::Votes, v.to_bytes()).await {
-                        Ok(network::Published::Sent(_)) => {}
-                        Ok(_) => self.push_votes(vec![v]),
-                        Err(e) => tracing::debug!(error = %e, "publish failed"),
+                    // Our own votes go to every connected peer directly as well as by gossip:
+                    // the delegates are few and a vote must not wait for the gossip mesh
+                    // (a peer the mesh has not learned of yet gets nothing by gossip), nor
+                    // for gossip's duplicate filter, which drops a re-sent vote.
+                    if let Err(e) = self.net.publish(Topic::Votes, v.to_bytes()).await {
+                        tracing::debug!(error = %e, "publish failed");
                     }
+                    self.push_votes(vec![v]);
                 }
                 Effect::SendProposal { block, signature } => {
                     let bytes = SyncRequest::Propose { block, signature }.to_bytes();
