@@ -162,6 +162,16 @@ impl Genesis {
                 return bad(format!("member {} is listed twice", m.key));
             }
         }
+        // Openings are booked against pool, which starts at minus their sum: that sum and
+        // its negation must fit a balance, or the accounts could not sum to 0.
+        let opening_total = self
+            .members
+            .iter()
+            .try_fold(0i128, |sum, m| sum.checked_add(i128::from(m.opening_mh)));
+        match opening_total {
+            Some(t) if i64::try_from(t).is_ok() && i64::try_from(-t).is_ok() => {}
+            _ => return bad("the members' opening balances sum beyond what pool can balance".into()),
+        }
         let mut projects = BTreeSet::new();
         for p in &self.projects {
             if !name_ok(&p.name) {
