@@ -371,6 +371,20 @@ impl Net {
         v["id"].as_str().expect("id").to_string()
     }
 
+    /// Waits until node `i` has committed every record accepted so far (anywhere).
+    #[track_caller]
+    pub fn catch_up(&self, i: usize) {
+        self.wait_height(i, self.last_height.get());
+    }
+
+    /// Node `i`'s status once it has committed every record accepted so far: a record
+    /// accepted at one node is certified a moment later at the others.
+    #[track_caller]
+    pub fn settled_status(&self, i: usize) -> Value {
+        self.catch_up(i);
+        self.status(i)
+    }
+
     /// Every node's height, for failure reports (a stalled chain shows here).
     pub fn heights(&self) -> String {
         (0..self.len())

@@ -102,7 +102,7 @@ fn scripted_period(net: &mut Net, at: &[usize], before_bids: impl FnOnce(&mut Ne
     let m = |j: usize| members[j].clone();
 
     net.act(next(), &d(0), &["period", "open"]);
-    let s = net.status(at[0]);
+    let s = net.settled_status(at[0]);
     assert_eq!(s["period"], 1, "period 1 is open: {s}");
     assert_eq!(s["phase"], "bidding", "{s}");
 
@@ -155,11 +155,12 @@ fn scripted_period(net: &mut Net, at: &[usize], before_bids: impl FnOnce(&mut Ne
         );
     }
     net.act(next(), &d(1), &["period", "close-bidding"]);
-    let s = net.status(at[0]);
+    let s = net.settled_status(at[0]);
     assert_eq!(s["phase"], "work", "bidding closed: {s}");
 
     // m1 contributes with plain output: the record id alone on stdout.
     let at_m1 = next();
+    net.catch_up(at_m1);
     let out = peerhours(&[
         "contribute",
         "--task",
@@ -189,7 +190,7 @@ fn scripted_period(net: &mut Net, at: &[usize], before_bids: impl FnOnce(&mut Ne
         &["attest", "--contribution", &c0, "--hours", "2"],
     );
     net.act(next(), &d(2), &["period", "close"]);
-    let s = net.status(at[0]);
+    let s = net.settled_status(at[0]);
     assert_eq!(s["phase"], "closed", "period closed: {s}");
     assert_eq!(s["period"], 1, "{s}");
 }
@@ -333,6 +334,8 @@ fn scripted_flow_agrees_at_every_node_and_with_the_audit() {
     check_agreement(&net, &[0, 1, 2, 3, 4], &expected);
 
     // Stop the delegates: the observer's tip is then final, and its export is exactly it.
+    // Let the observer commit everything accepted so far before its delegates go away.
+    net.catch_up(observer);
     let tip = net.status(observer)["height"].as_u64().expect("height");
     for i in 0..4 {
         net.kill(i);
