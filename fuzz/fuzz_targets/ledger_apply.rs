@@ -69,7 +69,7 @@ impl KeySel {
 }
 
 /// A public key: one of the pool's, or any 32 bytes (often not a curve point).
-#[derive(Arbitrary, Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum PubSel {
     Pool(KeySel),
     Raw([u8; 32]),
@@ -84,7 +84,7 @@ impl PubSel {
     }
 }
 
-#[derive(Arbitrary, Debug, Clone)]
+#[derive(Debug, Clone)]
 enum NameSel {
     Pool(u8),
     Raw(String),
@@ -104,26 +104,28 @@ const PROJECTS: &[&str] = &["commons", "garden"];
 const TASKS: &[&str] = &["t0", "t1", "t2"];
 const PRODUCTS: &[&str] = &["p0", "p1"];
 
-/// A period relative to the ledger's: the current one, the next, or any number.
-#[derive(Arbitrary, Debug, Clone, Copy)]
+/// A period relative to the ledger's: the usual one (the next for `OpenPeriod`, the
+/// current one otherwise), the other of those two, or any number.
+#[derive(Debug, Clone, Copy)]
 enum PeriodSel {
-    Current,
-    Next,
+    Usual,
+    Other,
     Raw(u64),
 }
 
 impl PeriodSel {
-    fn period(self, ledger: &Ledger) -> u64 {
-        match self {
-            PeriodSel::Current => ledger.period(),
-            PeriodSel::Next => ledger.period().saturating_add(1),
-            PeriodSel::Raw(p) => p,
+    fn period(self, ledger: &Ledger, opens: bool) -> u64 {
+        let (current, next) = (ledger.period(), ledger.period().saturating_add(1));
+        match (self, opens) {
+            (PeriodSel::Usual, false) | (PeriodSel::Other, true) => current,
+            (PeriodSel::Usual, true) | (PeriodSel::Other, false) => next,
+            (PeriodSel::Raw(p), _) => p,
         }
     }
 }
 
 /// Milli-hours: a few hours in half-hour steps, or any i64 (overflow, negatives).
-#[derive(Arbitrary, Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Mh {
     Halves(u8),
     Raw(i64),
@@ -138,37 +140,48 @@ impl Mh {
     }
 }
 
-/// Basis points: tenths of 1.0, or any u32.
-#[derive(Arbitrary, Debug, Clone, Copy)]
+/// Basis points: a multiple of 0.1 in a usual range, or any u32.
+#[derive(Debug, Clone, Copy)]
 enum Bp {
     Tenths(u8),
     Raw(u32),
 }
 
 impl Bp {
-    fn bp(self) -> u32 {
+    /// Usually a multiple of 0.1 from `lo` to `hi` tenths; a raw value as it is.
+    fn bp(self, lo: u8, hi: u8) -> u32 {
         match self {
-            Bp::Tenths(t) => u32::from(t) * 1_000,
+            Bp::Tenths(t) => u32::from(lo + t % (hi - lo + 1)) * 1_000,
             Bp::Raw(v) => v,
         }
     }
 }
 
-/// An earlier record's id (most often a contribution), or any hash.
-#[derive(Arbitrary, Debug, Clone, Copy)]
+/// An earlier contribution, an earlier record of any kind, or any hash.
+#[derive(Debug, Clone, Copy)]
 enum RefSel {
+    Contribution(u8),
     Back(u8),
     Raw([u8; 32]),
 }
 
 impl RefSel {
-    fn id(self, history: &[VerifiedRecord]) -> Hash {
+    /// Chooses among `earlier`: the records of the log so far, then the pending block's.
+    fn id(self, earlier: &[&VerifiedRecord]) -> Hash {
+        let pick = |candidates: Vec<Hash>, i: u8| match candidates.len() {
+            0 => Hash::ZERO,
+            n => candidates[n - 1 - usize::from(i) % n],
+        };
         match self {
-            RefSel::Back(i) if !history.is_empty() => {
-                let back = usize::from(i) % history.len();
-                history[history.len() - 1 - back].id()
-            }
-            RefSel::Back(_) => Hash::ZERO,
+            RefSel::Contribution(i) => pick(
+                earlier
+                    .iter()
+                    .filter(|r| matches!(r.record().body, RecordBody::Contribute { .. }))
+                    .map(|r| r.id())
+                    .collect(),
+                i,
+            ),
+            RefSel::Back(i) => pick(earlier.iter().map(|r| r.id()).collect(), i),
             RefSel::Raw(b) => Hash(b),
         }
     }
@@ -228,7 +241,7 @@ enum ProposalSel {
     },
 }
 
-#[derive(Arbitrary, Debug, Clone)]
+#[derive(Debug, Clone)]
 enum Body {
     AdmitMember {
         member: PubSel,
@@ -313,12 +326,166 @@ enum Body {
     },
 }
 
-#[derive(Arbitrary, Debug, Clone)]
+impl<'a> Arbitrary<'a> for Body {
+    /// Weighted kinds: the period's steps (open, close bidding, close) are rarer than the
+    /// records that fill a period, so periods hold tasks, bids and contributions.
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u8::arbitrary(u)? {
+            0..=9 => Body::AdmitMember {
+                member: u.arbitrary()?,
+                association: u.arbitrary()?,
+                exempt: u.arbitrary()?,
+            },
+            10..=14 => Body::SetExempt {
+                account: u.arbitrary()?,
+                exempt: u.arbitrary()?,
+            },
+            15..=19 => Body::RegisterProject {
+                name: u.arbitrary()?,
+                association: u.arbitrary()?,
+                coordinators: u.arbitrary()?,
+                flat_rate: u.arbitrary()?,
+            },
+            20..=27 => Body::OpenPeriod {
+                period: u.arbitrary()?,
+            },
+            28..=35 => Body::CloseBidding {
+                period: u.arbitrary()?,
+            },
+            36..=43 => Body::ClosePeriod {
+                period: u.arbitrary()?,
+            },
+            44..=79 => Body::PostTask {
+                period: u.arbitrary()?,
+                task: u.arbitrary()?,
+                project: u.arbitrary()?,
+                hours: u.arbitrary()?,
+                slots: u.arbitrary()?,
+                min: u.arbitrary()?,
+                max: u.arbitrary()?,
+            },
+            80..=99 => Body::OfferProduct {
+                period: u.arbitrary()?,
+                product: u.arbitrary()?,
+                project: u.arbitrary()?,
+                units: u.arbitrary()?,
+                cost: u.arbitrary()?,
+            },
+            100..=139 => Body::BidTask {
+                period: u.arbitrary()?,
+                task: u.arbitrary()?,
+                weight: u.arbitrary()?,
+            },
+            140..=159 => Body::BidProduct {
+                period: u.arbitrary()?,
+                product: u.arbitrary()?,
+                max: u.arbitrary()?,
+            },
+            160..=189 => Body::Contribute {
+                period: u.arbitrary()?,
+                task: u.arbitrary()?,
+                hours: u.arbitrary()?,
+                note: if u.ratio(1u8, 8u8)? {
+                    u.arbitrary()?
+                } else {
+                    String::new()
+                },
+            },
+            190..=194 => Body::Retract {
+                contribution: u.arbitrary()?,
+            },
+            195..=219 => Body::Attest {
+                contribution: u.arbitrary()?,
+                hours: u.arbitrary()?,
+            },
+            220..=229 => Body::Amend {
+                contribution: u.arbitrary()?,
+                hours: u.arbitrary()?,
+            },
+            230..=239 => Body::RotateKey {
+                new_key: u.arbitrary()?,
+            },
+            240..=247 => Body::Quorum {
+                proposal: u.arbitrary()?,
+                approvers: u.arbitrary()?,
+                forge: u.arbitrary()?,
+            },
+            _ => Body::Evidence {
+                first: u.arbitrary()?,
+                second: u.arbitrary()?,
+            },
+        })
+    }
+}
+
+/// Who signs a record: the kind of key that may sign it (a delegate for delegate
+/// records, the coordinator for task and product records, a member's current key for a
+/// member's records), or any key of the pool.
+#[derive(Debug, Clone, Copy)]
+enum Signer {
+    Natural(u8),
+    Any(KeySel),
+}
+
+impl Signer {
+    fn key(self, body: &Body, ledger: &Ledger) -> &'static Keypair {
+        let i = match self {
+            Signer::Any(k) => return k.key(),
+            Signer::Natural(i) => usize::from(i),
+        };
+        let fx = fixture();
+        let keys = keys();
+        let delegates = 0..fx.delegates.len();
+        let coordinator = fx.delegates.len() + fx.members.len();
+        let members: Vec<usize> = (delegates.end..coordinator)
+            .chain(coordinator + 1..keys.len())
+            .collect();
+        match body {
+            Body::AdmitMember { .. }
+            | Body::SetExempt { .. }
+            | Body::RegisterProject { .. }
+            | Body::OpenPeriod { .. }
+            | Body::CloseBidding { .. }
+            | Body::ClosePeriod { .. }
+            | Body::Quorum { .. } => &keys[i % delegates.end],
+            Body::PostTask { .. }
+            | Body::OfferProduct { .. }
+            | Body::Attest { .. }
+            | Body::Amend { .. } => &keys[coordinator],
+            Body::BidTask { .. }
+            | Body::BidProduct { .. }
+            | Body::Contribute { .. }
+            | Body::Retract { .. }
+            | Body::RotateKey { .. }
+            | Body::Evidence { .. } => {
+                // A key that is some member's current key now (rotations move them), so
+                // that a block is not refused whole for an unknown signer by chance.
+                let current: Vec<&'static Keypair> = keys
+                    .iter()
+                    .filter(|k| ledger.account_of(&k.public()).is_some())
+                    .collect();
+                match current.len() {
+                    0 => &keys[members[i % members.len()]],
+                    n => current[i % n],
+                }
+            }
+        }
+    }
+}
+
+/// A nonce: the next unused one of this run, or a small number (reuse is rejected).
+#[derive(Debug, Clone, Copy)]
+enum Nonce {
+    Next,
+    Raw(u8),
+}
+
+#[derive(Debug, Clone)]
 enum Action {
-    /// A new record, signed by `signer`.
+    /// A new record.
     Record {
-        signer: KeySel,
-        nonce: u8,
+        signer: Signer,
+        nonce: Nonce,
         body: Body,
     },
     /// An earlier record again (already in the log, or earlier in this block).
@@ -329,10 +496,117 @@ enum Action {
     SealAt(u8),
 }
 
+/// The leaf choices are biased: most bytes pick a value that can be valid (a pool key, a
+/// pool name, the current period, a small amount), a few pick anything at all, so that
+/// short inputs reach deep states and long ones still try every edge.
+fn biased<'a, T>(
+    u: &mut Unstructured<'a>,
+    common: u8,
+    usual: impl FnOnce(u8) -> T,
+    rare: impl FnOnce(&mut Unstructured<'a>) -> arbitrary::Result<T>,
+) -> arbitrary::Result<T> {
+    let b = u8::arbitrary(u)?;
+    if b < common {
+        Ok(usual(b))
+    } else {
+        rare(u)
+    }
+}
+
+impl<'a> Arbitrary<'a> for PubSel {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(
+            u,
+            240,
+            |b| PubSel::Pool(KeySel(b)),
+            |u| Ok(PubSel::Raw(u.arbitrary()?)),
+        )
+    }
+}
+
+impl<'a> Arbitrary<'a> for NameSel {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(u, 240, NameSel::Pool, |u| Ok(NameSel::Raw(u.arbitrary()?)))
+    }
+}
+
+impl<'a> Arbitrary<'a> for PeriodSel {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(
+            u,
+            240,
+            |b| {
+                if b < 220 {
+                    PeriodSel::Usual
+                } else {
+                    PeriodSel::Other
+                }
+            },
+            |u| Ok(PeriodSel::Raw(u.arbitrary()?)),
+        )
+    }
+}
+
+impl<'a> Arbitrary<'a> for Mh {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(u, 240, Mh::Halves, |u| Ok(Mh::Raw(u.arbitrary()?)))
+    }
+}
+
+impl<'a> Arbitrary<'a> for Bp {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(u, 240, Bp::Tenths, |u| Ok(Bp::Raw(u.arbitrary()?)))
+    }
+}
+
+impl<'a> Arbitrary<'a> for RefSel {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(
+            u,
+            240,
+            |b| {
+                if b < 180 {
+                    RefSel::Contribution(b)
+                } else {
+                    RefSel::Back(b)
+                }
+            },
+            |u| Ok(RefSel::Raw(u.arbitrary()?)),
+        )
+    }
+}
+
+impl<'a> Arbitrary<'a> for Signer {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(u, 224, Signer::Natural, |u| Ok(Signer::Any(u.arbitrary()?)))
+    }
+}
+
+impl<'a> Arbitrary<'a> for Nonce {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        biased(u, 224, |_| Nonce::Next, |u| Ok(Nonce::Raw(u.arbitrary()?)))
+    }
+}
+
+impl<'a> Arbitrary<'a> for Action {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u8::arbitrary(u)? {
+            0..=199 => Action::Record {
+                signer: u.arbitrary()?,
+                nonce: u.arbitrary()?,
+                body: u.arbitrary()?,
+            },
+            200..=203 => Action::Replay(u.arbitrary()?),
+            204..=249 => Action::Seal,
+            _ => Action::SealAt(u.arbitrary()?),
+        })
+    }
+}
+
 fn build_body(
     b: &Body,
     ledger: &Ledger,
-    history: &[VerifiedRecord],
+    earlier: &[&VerifiedRecord],
     chain_id: &Hash,
 ) -> RecordBody {
     match b {
@@ -361,13 +635,13 @@ fn build_body(
             flat_rate: *flat_rate,
         },
         Body::OpenPeriod { period } => RecordBody::OpenPeriod {
-            period: period.period(ledger),
+            period: period.period(ledger, true),
         },
         Body::CloseBidding { period } => RecordBody::CloseBidding {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
         },
         Body::ClosePeriod { period } => RecordBody::ClosePeriod {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
         },
         Body::PostTask {
             period,
@@ -378,13 +652,18 @@ fn build_body(
             min,
             max,
         } => RecordBody::PostTask {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
             task: task.name(TASKS),
             project: project.name(PROJECTS),
             hours_mh: hours.mh(),
-            slots: u32::from(*slots),
-            min_weight_bp: min.bp(),
-            max_weight_bp: max.bp(),
+            // 1 to 4 slots, and now and then none (a shape error).
+            slots: if *slots == u8::MAX {
+                0
+            } else {
+                u32::from(slots % 4 + 1)
+            },
+            min_weight_bp: min.bp(1, 10),
+            max_weight_bp: max.bp(10, 30),
         },
         Body::OfferProduct {
             period,
@@ -393,7 +672,7 @@ fn build_body(
             units,
             cost,
         } => RecordBody::OfferProduct {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
             product: product.name(PRODUCTS),
             project: project.name(PROJECTS),
             units: u32::from(*units),
@@ -404,16 +683,16 @@ fn build_body(
             task,
             weight,
         } => RecordBody::BidTask {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
             task: task.name(TASKS),
-            weight_bp: weight.bp(),
+            weight_bp: weight.bp(1, 30),
         },
         Body::BidProduct {
             period,
             product,
             max,
         } => RecordBody::BidProduct {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
             product: product.name(PRODUCTS),
             max_mh: max.mh(),
         },
@@ -423,26 +702,26 @@ fn build_body(
             hours,
             note,
         } => RecordBody::Contribute {
-            period: period.period(ledger),
+            period: period.period(ledger, false),
             task: task.name(TASKS),
             hours_mh: hours.mh(),
             note: note.clone(),
         },
         Body::Retract { contribution } => RecordBody::Retract {
-            contribution: contribution.id(history),
+            contribution: contribution.id(earlier),
         },
         Body::Attest {
             contribution,
             hours,
         } => RecordBody::Attest {
-            contribution: contribution.id(history),
+            contribution: contribution.id(earlier),
             hours_mh: hours.map(Mh::mh),
         },
         Body::Amend {
             contribution,
             hours,
         } => RecordBody::Amend {
-            contribution: contribution.id(history),
+            contribution: contribution.id(earlier),
             hours_mh: hours.mh(),
         },
         Body::RotateKey { new_key } => RecordBody::RotateKey {
@@ -523,6 +802,7 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
     // The blocks that applied, for the replay at the end.
     let mut applied: Vec<(Vec<VerifiedRecord>, Hash)> = Vec::new();
 
+    let mut next_nonce = 1_000u64;
     let mut actions = 0usize;
     while actions < ACTIONS_MAX {
         actions += 1;
@@ -537,8 +817,17 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
                 nonce,
                 body,
             } => {
-                let body = build_body(body, &ledger, &history, &chain_id);
-                let rec = SignedRecord::sign(signer.key(), &chain_id, u64::from(*nonce), body);
+                let key = signer.key(body, &ledger);
+                let nonce = match nonce {
+                    Nonce::Next => {
+                        next_nonce += 1;
+                        next_nonce
+                    }
+                    Nonce::Raw(n) => u64::from(*n),
+                };
+                let earlier: Vec<&VerifiedRecord> = history.iter().chain(&pending).collect();
+                let body = build_body(body, &ledger, &earlier, &chain_id);
+                let rec = SignedRecord::sign(key, &chain_id, nonce, body);
                 // A record of a bad shape never verifies, so it never reaches a block.
                 if let Ok(v) = rec.verify(&chain_id) {
                     pending.push(v);
@@ -546,22 +835,29 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
                 None
             }
             Action::Replay(r) => {
-                if let RefSel::Back(i) = r {
-                    let pool: Vec<&VerifiedRecord> = history.iter().chain(&pending).collect();
-                    if !pool.is_empty() {
-                        let back = usize::from(*i) % pool.len();
-                        pending.push(pool[pool.len() - 1 - back].clone());
-                    }
+                let earlier: Vec<&VerifiedRecord> = history.iter().chain(&pending).collect();
+                let id = r.id(&earlier);
+                if let Some(rec) = earlier.iter().find(|e| e.id() == id) {
+                    let rec = (*rec).clone();
+                    pending.push(rec);
                 }
                 None
             }
             Action::Seal => Some(ledger.height() + 1),
-            Action::SealAt(d) => Some(
-                ledger
+            Action::SealAt(d) => {
+                let height = ledger
                     .height()
                     .wrapping_add(u64::from(*d))
-                    .wrapping_sub(127),
-            ),
+                    .wrapping_sub(127);
+                if height == ledger.height() + 1 {
+                    Some(height)
+                } else {
+                    // The ledger must refuse the block whole; its records stay pending
+                    // for the next block at the right height.
+                    apply_block(&mut ledger, height, &pending, &mut applied);
+                    None
+                }
+            }
         };
         let Some(height) =
             seal_at.or_else(|| (pending.len() >= BLOCK_RECORDS).then(|| ledger.height() + 1))
