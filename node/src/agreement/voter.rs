@@ -377,6 +377,20 @@ impl<A: Application> Voter<A> {
         // Our votes of this view first (a notarize whose first send was lost must reach
         // the others before they give up on the view), then the nullify if it is time.
         self.resend_own(view);
+        // Earlier views above the tip that we voted to notarize but never saw notarized nor
+        // nullified: the others' votes there were lost (a whole-network restart keeps only
+        // each delegate's own votes). Nobody will nullify a view it finalized, so unless our
+        // own votes go out again, no later block can find its parent and the chain stops.
+        let unresolved: Vec<u64> = self
+            .views
+            .range(self.tip.view.saturating_add(1)..view)
+            .filter(|(_, vs)| vs.own_notarize.is_some() && vs.notarized.is_none() && !vs.nullified)
+            .map(|(v, _)| *v)
+            .take(FORWARD_VIEWS_MAX)
+            .collect();
+        for v in unresolved {
+            self.resend_own(v);
+        }
         if timed_out {
             self.stats.timeouts = self.stats.timeouts.saturating_add(1);
             debug!(view, "view timed out");
