@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use protocol::ledger::{Account, Outcome};
-use protocol::{CertifiedBlock, Genesis, Hash, Keypair, RecordBody, RecordId, SignedRecord, SignedVote};
+use protocol::{
+    CertifiedBlock, Genesis, Hash, Keypair, RecordBody, RecordId, SignedRecord, SignedVote,
+};
 use storage::Store;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -22,7 +24,9 @@ use crate::app::LedgerApp;
 use crate::config::NodeConfig;
 use crate::mempool::Mempool;
 use crate::network::{self, Event, Peer, Topic, Validation};
-use crate::sync::{SyncRequest, SyncResponse, BLOCKS_PER_RESPONSE_MAX, RESPONSE_BLOCK_BYTES_BUDGET};
+use crate::sync::{
+    SyncRequest, SyncResponse, BLOCKS_PER_RESPONSE_MAX, RESPONSE_BLOCK_BYTES_BUDGET,
+};
 
 /// Commands the API sends to the actor (bounded channel).
 pub const COMMAND_CHANNEL: usize = 1024;
@@ -53,7 +57,10 @@ pub enum NodeError {
     #[error("network: {0}")]
     Network(#[from] network::Error),
     #[error("cannot serve the API on {addr}: {source} (is another node using that port?)")]
-    Api { addr: SocketAddr, source: std::io::Error },
+    Api {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("agreement: {0}")]
     Agreement(#[from] agreement::AgreementError),
     #[error("the stored log does not replay: {0}")]
@@ -78,15 +85,36 @@ pub enum CommandError {
 /// What the API asks of the actor.
 #[derive(Debug)]
 pub enum Command {
-    Submit { bytes: Vec<u8>, reply: oneshot::Sender<Result<Submitted, CommandError>> },
-    Status { reply: oneshot::Sender<Status> },
-    Balance { account: String, reply: oneshot::Sender<Result<Balance, CommandError>> },
+    Submit {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Submitted, CommandError>>,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+    Balance {
+        account: String,
+        reply: oneshot::Sender<Result<Balance, CommandError>>,
+    },
     /// A watch on a record's standing (pending, then accepted/rejected with its height).
-    Watch { id: String, reply: oneshot::Sender<Result<watch::Receiver<Submitted>, CommandError>> },
-    History { id: String, reply: oneshot::Sender<Result<serde_json::Value, CommandError>> },
-    Export { reply: oneshot::Sender<Result<Vec<u8>, CommandError>> },
-    Block { height: u64, reply: oneshot::Sender<Result<crate::api_types::BlockInfo, CommandError>> },
-    Genesis { reply: oneshot::Sender<String> },
+    Watch {
+        id: String,
+        reply: oneshot::Sender<Result<watch::Receiver<Submitted>, CommandError>>,
+    },
+    History {
+        id: String,
+        reply: oneshot::Sender<Result<serde_json::Value, CommandError>>,
+    },
+    Export {
+        reply: oneshot::Sender<Result<Vec<u8>, CommandError>>,
+    },
+    Block {
+        height: u64,
+        reply: oneshot::Sender<Result<crate::api_types::BlockInfo, CommandError>>,
+    },
+    Genesis {
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// A node started in this process.
@@ -114,12 +142,16 @@ impl RunningNode {
     /// Stops the node cleanly (API, actor, network) and waits for it.
     pub async fn stop(self) -> Result<(), NodeError> {
         let _ = self.stop.send(true);
-        self.task.await.map_err(|e| NodeError::Task(e.to_string()))?
+        self.task
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
     }
 
     /// Waits until the node stops by itself (it only does on a fatal error).
     pub async fn join(self) -> Result<(), NodeError> {
-        self.task.await.map_err(|e| NodeError::Task(e.to_string()))?
+        self.task
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
     }
 
     /// A handle that stops the node when sent `true`.
@@ -135,17 +167,22 @@ impl RunningNode {
             .send(Command::Submit { bytes, reply })
             .await
             .map_err(|_| CommandError::Internal("the node has stopped".into()))?;
-        rx.await.map_err(|_| CommandError::Internal("the node has stopped".into()))?
+        rx.await
+            .map_err(|_| CommandError::Internal("the node has stopped".into()))?
     }
 
     /// A watch on a pending record's standing (see `Command::Watch`).
     pub async fn watch(&self, id: &RecordId) -> Result<watch::Receiver<Submitted>, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Watch { id: id.to_hex(), reply })
+            .send(Command::Watch {
+                id: id.to_hex(),
+                reply,
+            })
             .await
             .map_err(|_| CommandError::Internal("the node has stopped".into()))?;
-        rx.await.map_err(|_| CommandError::Internal("the node has stopped".into()))?
+        rx.await
+            .map_err(|_| CommandError::Internal("the node has stopped".into()))?
     }
 
     /// Certified height and records so far, updated as blocks become final.
@@ -228,36 +265,59 @@ struct Node {
 
 fn read_genesis(config: &NodeConfig) -> Result<(Genesis, String), NodeError> {
     let path = config.genesis.display().to_string();
-    let text = std::fs::read_to_string(&config.genesis)
-        .map_err(|e| NodeError::Genesis { path: path.clone(), reason: e.to_string() })?;
-    let g = Genesis::from_toml(&text).map_err(|e| NodeError::Genesis { path, reason: e.to_string() })?;
+    let text = std::fs::read_to_string(&config.genesis).map_err(|e| NodeError::Genesis {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let g = Genesis::from_toml(&text).map_err(|e| NodeError::Genesis {
+        path,
+        reason: e.to_string(),
+    })?;
     Ok((g, text))
 }
 
 /// Starts a node: opens (and verifies) its store, replays its log, joins the network and
 /// serves the API. Returns once everything is listening.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
-    config.validate().map_err(|reason| crate::config::ConfigError::Invalid { path: "config".into(), reason })?;
+    config
+        .validate()
+        .map_err(|reason| crate::config::ConfigError::Invalid {
+            path: "config".into(),
+            reason,
+        })?;
     let (genesis, genesis_toml) = read_genesis(&config)?;
     let chain_id = genesis.chain_id();
-    let key = config.delegate_key.as_ref().map(|p| crate::keyfile::read(p)).transpose()?;
+    let key = config
+        .delegate_key
+        .as_ref()
+        .map(|p| crate::keyfile::read(p))
+        .transpose()?;
 
     // The store verifies the chain, cuts a damaged tail (peers send it again), replays the
     // log into its ledger and brings the indexes up to date.
     let mut store = Store::open_data(&config.data, genesis.clone(), config.cache_mb * 1024 * 1024)?;
     if let Some(cut) = &store.opened().cut {
-        tracing::warn!(?cut, "cut a damaged log tail; it will be fetched again from peers");
+        tracing::warn!(
+            ?cut,
+            "cut a damaged log tail; it will be fetched again from peers"
+        );
     }
     // The node keeps the only full ledger: it verifies and applies every block once and
     // hands the store the result (`append_applied`).
-    let ledger = store
-        .take_ledger()
-        .ok_or_else(|| NodeError::Store(storage::StoreError::Invalid("the opened store holds no ledger".into())))?;
+    let ledger = store.take_ledger().ok_or_else(|| {
+        NodeError::Store(storage::StoreError::Invalid(
+            "the opened store holds no ledger".into(),
+        ))
+    })?;
     let height = store.height();
     let tip = if height == 0 {
         Tip::genesis(chain_id)
     } else {
-        store.read(height..=height)?.pop().map(|cb| Tip::of(&cb)).unwrap_or_else(|| Tip::genesis(chain_id))
+        store
+            .read(height..=height)?
+            .pop()
+            .map(|cb| Tip::of(&cb))
+            .unwrap_or_else(|| Tip::genesis(chain_id))
     };
     // The delegate sets from the next height on (a certified ChangeDelegates takes effect
     // two blocks after the one holding it).
@@ -281,18 +341,33 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     }
     store.remove_pending(&stale)?;
 
-    let mut app = LedgerApp::new(ledger, tip.hash, mempool, genesis.params.block_records_max as usize);
+    let mut app = LedgerApp::new(
+        ledger,
+        tip.hash,
+        mempool,
+        genesis.params.block_records_max as usize,
+    );
     // An idle leader proposes an empty block at most every `idle`, always well inside the
     // other delegates' view timeout.
     let idle_ms = config.idle_block_ms.min(config.view_timeout_ms / 2);
     app.set_idle_policy(tip.timestamp_ms, idle_ms);
     let poke_every = Duration::from_millis((idle_ms / 5).clamp(10, 100));
-    let is_delegate = key.as_ref().is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
-    let notarized = store.db().sled().open_tree(NOTARIZED_TREE).map_err(|e| NodeError::Store(e.into()))?;
+    let is_delegate = key
+        .as_ref()
+        .is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
+    let notarized = store
+        .db()
+        .sled()
+        .open_tree(NOTARIZED_TREE)
+        .map_err(|e| NodeError::Store(e.into()))?;
     let engine = match (&key, is_delegate) {
         (Some(k), true) => {
             let votes = store.votes()?;
-            let cfg = agreement::Config { chain_id, key: k.clone(), view_timeout_ms: config.view_timeout_ms };
+            let cfg = agreement::Config {
+                chain_id,
+                key: k.clone(),
+                view_timeout_ms: config.view_timeout_ms,
+            };
             Engine::Delegate(Box::new(Voter::new(cfg, app, schedule, tip, votes)?))
         }
         _ => Engine::Observer(app),
@@ -304,13 +379,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         crate::keyfile::write(&config.p2p_key, &k).map(|()| k)
     })?;
     let identity = network::Identity::from_seed(p2p_key.seed())?;
-    let listen: network::Multiaddr =
-        config.listen.parse().map_err(|_| network::Error::Config(format!("bad listen address {}", config.listen)))?;
+    let listen: network::Multiaddr = config
+        .listen
+        .parse()
+        .map_err(|_| network::Error::Config(format!("bad listen address {}", config.listen)))?;
     let mut ncfg = network::Config::new(listen, identity, chain_id);
     ncfg.bootstrap = config
         .bootstrap
         .iter()
-        .map(|b| b.parse().map_err(|_| network::Error::Config(format!("bad bootstrap address {b}"))))
+        .map(|b| {
+            b.parse()
+                .map_err(|_| network::Error::Config(format!("bad bootstrap address {b}")))
+        })
         .collect::<Result<_, _>>()?;
     ncfg.mdns = config.mdns;
     // A proposal is pushed as a sync request holding the whole block: the request bound
@@ -321,9 +401,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let listen = wait_listen(&net).await;
 
     // The API.
-    let api_listener =
-        crate::api::bind(config.api).await.map_err(|e| NodeError::Api { addr: config.api, source: e })?;
-    let api_addr = api_listener.local_addr().map_err(|e| NodeError::Api { addr: config.api, source: e })?;
+    let api_listener = crate::api::bind(config.api)
+        .await
+        .map_err(|e| NodeError::Api {
+            addr: config.api,
+            source: e,
+        })?;
+    let api_addr = api_listener.local_addr().map_err(|e| NodeError::Api {
+        addr: config.api,
+        source: e,
+    })?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CHANNEL);
     let commands = cmd_tx.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -353,7 +440,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         recent: BTreeMap::new(),
         recent_order: Default::default(),
         timer: None,
-        sync: Sync { in_flight: false, next_peer: 0, again: false },
+        sync: Sync {
+            in_flight: false,
+            next_peer: 0,
+            again: false,
+        },
         sync_tx,
         own_nonce: 0,
         poke_every,
@@ -369,7 +460,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         }
         result
     });
-    Ok(RunningNode { api: api_addr, listen, stop: stop_tx, task, commands, progress: progress_rx })
+    Ok(RunningNode {
+        api: api_addr,
+        listen,
+        stop: stop_tx,
+        task,
+        commands,
+        progress: progress_rx,
+    })
 }
 
 /// Wall-clock milliseconds since the Unix epoch: block timestamps (display only).
@@ -386,7 +484,9 @@ async fn wait_listen(net: &network::Client) -> Vec<String> {
     loop {
         match net.listen_addrs().await {
             Ok(a) if !a.is_empty() => return a,
-            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
             _ => return Vec::new(),
         }
     }
@@ -411,7 +511,9 @@ impl Node {
                         restored.push((block, signature))
                     }
                     _ => {
-                        self.notarized.remove(k).map_err(|e| NodeError::Store(e.into()))?;
+                        self.notarized
+                            .remove(k)
+                            .map_err(|e| NodeError::Store(e.into()))?;
                     }
                 }
             }
@@ -465,7 +567,11 @@ impl Node {
             }
         }
         let _ = self.net.shutdown().await;
-        self.store.db().sled().flush().map_err(|e| NodeError::Store(e.into()))?;
+        self.store
+            .db()
+            .sled()
+            .flush()
+            .map_err(|e| NodeError::Store(e.into()))?;
         tracing::info!("node stopped");
         Ok(())
     }
@@ -510,13 +616,21 @@ impl Node {
         for effect in effects {
             match effect {
                 Effect::PersistVote(v) => {
-                    if let (protocol::Vote::Notarize { block, .. }, Engine::Delegate(voter)) = (v.vote, &self.engine) {
+                    if let (protocol::Vote::Notarize { block, .. }, Engine::Delegate(voter)) =
+                        (v.vote, &self.engine)
+                    {
                         if let Some((b, signature)) = voter.proposal(&block) {
                             let mut key = b.height.to_be_bytes().to_vec();
                             key.extend_from_slice(&block.0);
-                            let body = SyncRequest::Propose { block: b.clone(), signature: *signature }.to_bytes();
+                            let body = SyncRequest::Propose {
+                                block: b.clone(),
+                                signature: *signature,
+                            }
+                            .to_bytes();
                             // Flushed together with the vote by `record_vote`.
-                            self.notarized.insert(key, body).map_err(|e| NodeError::Store(e.into()))?;
+                            self.notarized
+                                .insert(key, body)
+                                .map_err(|e| NodeError::Store(e.into()))?;
                         }
                     }
                     self.store.record_vote(&v)?
@@ -575,13 +689,24 @@ impl Node {
                 "final block {height} ({hash}) was not handed over by the application"
             ))));
         };
-        let applied = storage::audit::Applied { height, records: fin.records, receipt: fin.receipt };
-        self.store.append_applied(&cb, &applied, &fin.balance_changes)?;
+        let applied = storage::audit::Applied {
+            height,
+            records: fin.records,
+            receipt: fin.receipt,
+        };
+        self.store
+            .append_applied(&cb, &applied, &fin.balance_changes)?;
         // Bodies at or below a final height are in the log or can never be final (removed
         // after the block is durable; the removals go with the next flush).
-        for key in self.notarized.range(..height.saturating_add(1).to_be_bytes().to_vec()).keys() {
+        for key in self
+            .notarized
+            .range(..height.saturating_add(1).to_be_bytes().to_vec())
+            .keys()
+        {
             let key = key.map_err(|e| NodeError::Store(e.into()))?;
-            self.notarized.remove(key).map_err(|e| NodeError::Store(e.into()))?;
+            self.notarized
+                .remove(key)
+                .map_err(|e| NodeError::Store(e.into()))?;
         }
         let app = self.engine.app_mut();
         let lapsed = app.take_lapsed();
@@ -604,7 +729,12 @@ impl Node {
                 Outcome::Accepted => ("accepted", None),
                 Outcome::Rejected { reason } => ("rejected", Some(reason)),
             };
-            let s = Submitted { id: id.to_hex(), height: Some(height), status: status.into(), reason };
+            let s = Submitted {
+                id: id.to_hex(),
+                height: Some(height),
+                status: status.into(),
+                reason,
+            };
             if let Some(w) = self.watchers.remove(&id) {
                 let _ = w.send(s.clone());
             }
@@ -630,9 +760,19 @@ impl Node {
         self.own_nonce += 1;
         // A nonce unique to this evidence: derived from the two votes.
         let nonce = u64::from_le_bytes(
-            Hash::of_parts(&[&a.to_bytes(), &b.to_bytes()]).0[..8].try_into().expect("8 bytes"),
+            Hash::of_parts(&[&a.to_bytes(), &b.to_bytes()]).0[..8]
+                .try_into()
+                .expect("8 bytes"),
         );
-        let rec = SignedRecord::sign(key, &self.chain_id, nonce, RecordBody::Evidence { first: a, second: b });
+        let rec = SignedRecord::sign(
+            key,
+            &self.chain_id,
+            nonce,
+            RecordBody::Evidence {
+                first: a,
+                second: b,
+            },
+        );
         let bytes = rec.to_bytes();
         if let Ok(v) = SignedRecord::verify_bytes(&bytes, &self.chain_id) {
             if self.ledger().check(&v).is_ok() {
@@ -653,13 +793,22 @@ impl Node {
         self.sync.next_peer = self.sync.next_peer.wrapping_add(1);
         self.sync.in_flight = true;
         self.sync.again = false;
-        let req = SyncRequest::Blocks { from: self.height() + 1, max: BLOCKS_PER_RESPONSE_MAX }.to_bytes();
+        let req = SyncRequest::Blocks {
+            from: self.height() + 1,
+            max: BLOCKS_PER_RESPONSE_MAX,
+        }
+        .to_bytes();
         let net = self.net.clone();
         let tx = self.sync_tx.clone();
         tokio::spawn(async move {
             // A silent peer must not hold catch-up for the whole request timeout: the next
             // tick asks the next peer.
-            let answer = match tokio::time::timeout(CATCH_UP_REQUEST_TIMEOUT, net.request(peer, req)).await {
+            let answer = match tokio::time::timeout(
+                CATCH_UP_REQUEST_TIMEOUT,
+                net.request(peer, req),
+            )
+            .await
+            {
                 Ok(Ok(bytes)) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!("no answer within {CATCH_UP_REQUEST_TIMEOUT:?}")),
@@ -743,7 +892,12 @@ impl Node {
 
     async fn on_event(&mut self, ev: Event) -> Result<(), NodeError> {
         match ev {
-            Event::Gossip { topic: Topic::Records, data, msg_id, from } => {
+            Event::Gossip {
+                topic: Topic::Records,
+                data,
+                msg_id,
+                from,
+            } => {
                 let verdict = match SignedRecord::verify_bytes(&data, &self.chain_id) {
                     Err(_) => Validation::Reject,
                     Ok(rec) => {
@@ -766,7 +920,12 @@ impl Node {
                     self.poke().await?;
                 }
             }
-            Event::Gossip { topic: Topic::Votes, data, msg_id, from } => {
+            Event::Gossip {
+                topic: Topic::Votes,
+                data,
+                msg_id,
+                from,
+            } => {
                 let verdict = match SignedVote::from_bytes(&data) {
                     Ok(v) if v.verify(&self.chain_id).is_ok() => {
                         if let Engine::Delegate(voter) = &mut self.engine {
@@ -779,18 +938,25 @@ impl Node {
                 };
                 let _ = self.net.report_validation(msg_id, from, verdict).await;
             }
-            Event::Request { from, data, channel } => {
+            Event::Request {
+                from,
+                data,
+                channel,
+            } => {
                 let answer = match SyncRequest::from_bytes(&data) {
                     Err(e) => SyncResponse::Refused(format!("malformed request: {e}")),
                     Ok(SyncRequest::Propose { block, signature }) => {
                         if let Engine::Delegate(voter) = &mut self.engine {
-                            let effects = voter.handle(now_ms(), Input::Proposal { block, signature });
+                            let effects =
+                                voter.handle(now_ms(), Input::Proposal { block, signature });
                             self.execute(effects).await?;
                         }
                         SyncResponse::Ack
                     }
                     Ok(SyncRequest::Blocks { from: start, max }) => self.serve_blocks(start, max),
-                    Ok(SyncRequest::Votes(votes)) if votes.len() <= crate::sync::VOTES_PER_PUSH_MAX => {
+                    Ok(SyncRequest::Votes(votes))
+                        if votes.len() <= crate::sync::VOTES_PER_PUSH_MAX =>
+                    {
                         for v in votes {
                             if v.verify(&self.chain_id).is_err() {
                                 continue;
@@ -802,12 +968,15 @@ impl Node {
                         }
                         SyncResponse::Ack
                     }
-                    Ok(SyncRequest::Votes(_)) => SyncResponse::Refused("too many votes in one push".into()),
+                    Ok(SyncRequest::Votes(_)) => {
+                        SyncResponse::Refused("too many votes in one push".into())
+                    }
                     Ok(SyncRequest::Proposal { block }) => match &self.engine {
                         Engine::Delegate(v) => match v.proposal(&block) {
-                            Some((block, signature)) => {
-                                SyncResponse::Proposal { block: block.clone(), signature: *signature }
-                            }
+                            Some((block, signature)) => SyncResponse::Proposal {
+                                block: block.clone(),
+                                signature: *signature,
+                            },
                             None => SyncResponse::Refused("unknown block".into()),
                         },
                         Engine::Observer(_) => SyncResponse::Refused("unknown block".into()),
@@ -833,7 +1002,10 @@ impl Node {
             return SyncResponse::Refused("heights start at 1".into());
         }
         if from > tip {
-            return SyncResponse::Blocks { tip, blocks: Vec::new() };
+            return SyncResponse::Blocks {
+                tip,
+                blocks: Vec::new(),
+            };
         }
         let to = tip.min(from.saturating_add(u64::from(max.clamp(1, BLOCKS_PER_RESPONSE_MAX))) - 1);
         match self.store.read(from..=to) {
@@ -889,27 +1061,45 @@ impl Node {
 
     async fn submit(&mut self, bytes: Vec<u8>) -> Result<Submitted, CommandError> {
         let rec = SignedRecord::verify_bytes(&bytes, &self.chain_id).map_err(|e| {
-            CommandError::BadRequest(format!("{e}; was it signed for this network (chain {})?", &self.chain_id.to_hex()[..16]))
+            CommandError::BadRequest(format!(
+                "{e}; was it signed for this network (chain {})?",
+                &self.chain_id.to_hex()[..16]
+            ))
         })?;
         let id = rec.id();
         let app = self.engine.app_mut();
         if app.ledger().contains_record(&id) {
-            return Err(CommandError::Refused(format!("record {id} is already in the log")));
+            return Err(CommandError::Refused(format!(
+                "record {id} is already in the log"
+            )));
         }
         if app.mempool.contains(&id) {
-            return Err(CommandError::Refused(format!("record {id} was already submitted and is pending")));
+            return Err(CommandError::Refused(format!(
+                "record {id} was already submitted and is pending"
+            )));
         }
-        app.ledger().check(&rec).map_err(|r| CommandError::Refused(r.0))?;
-        app.mempool.insert(rec).map_err(|e| CommandError::Busy(e.to_string()))?;
+        app.ledger()
+            .check(&rec)
+            .map_err(|r| CommandError::Refused(r.0))?;
+        app.mempool
+            .insert(rec)
+            .map_err(|e| CommandError::Busy(e.to_string()))?;
         if let Err(e) = self.store.add_pending(id, &bytes) {
             self.engine.app_mut().mempool.remove([id].iter());
-            return Err(CommandError::Internal(format!("could not store the record: {e}")));
+            return Err(CommandError::Internal(format!(
+                "could not store the record: {e}"
+            )));
         }
         self.publish(Topic::Records, bytes).await;
         if let Err(e) = self.poke().await {
             tracing::warn!(error = %e, "could not hand the new record to the voter");
         }
-        Ok(Submitted { id: id.to_hex(), height: None, status: "pending".into(), reason: None })
+        Ok(Submitted {
+            id: id.to_hex(),
+            height: None,
+            status: "pending".into(),
+            reason: None,
+        })
     }
 
     fn status(&self) -> Status {
@@ -924,7 +1114,10 @@ impl Node {
             peers: self.peers.len(),
             delegates: delegates.len(),
             listen: self.listen.clone(),
-            delegate: self.key.as_ref().is_some_and(|k| delegates.contains(&k.public())),
+            delegate: self
+                .key
+                .as_ref()
+                .is_some_and(|k| delegates.contains(&k.public())),
             pending: self.engine.app().mempool.len(),
         }
     }
@@ -938,7 +1131,9 @@ impl Node {
         let l = self.ledger();
         if let Account::Member(pk) = &acc {
             if l.member(pk).is_none() {
-                return Err(CommandError::NotFound(format!("{pk} is not an admitted member's account id")));
+                return Err(CommandError::NotFound(format!(
+                    "{pk} is not an admitted member's account id"
+                )));
             }
         }
         let proof = l.prove(&acc);
@@ -947,7 +1142,8 @@ impl Node {
             balance_mh: l.balance(&acc),
             height: l.height(),
             state_root: l.state_root().to_hex(),
-            proof: serde_json::to_value(&proof).map_err(|e| CommandError::Internal(e.to_string()))?,
+            proof: serde_json::to_value(&proof)
+                .map_err(|e| CommandError::Internal(e.to_string()))?,
         })
     }
 
@@ -960,26 +1156,50 @@ impl Node {
             return Ok(w.subscribe());
         }
         if let Ok(Some(e)) = self.store.record(&id) {
-            let (status, reason) = if e.accepted { ("accepted", None) } else { ("rejected", e.reason) };
-            let s = Submitted { id: id.to_hex(), height: Some(e.height), status: status.into(), reason };
+            let (status, reason) = if e.accepted {
+                ("accepted", None)
+            } else {
+                ("rejected", e.reason)
+            };
+            let s = Submitted {
+                id: id.to_hex(),
+                height: Some(e.height),
+                status: status.into(),
+                reason,
+            };
             return Ok(watch::channel(s).1);
         }
         if !self.engine.app().mempool.contains(&id) {
-            return Err(CommandError::NotFound(format!("record {id} is neither pending nor recently committed here")));
+            return Err(CommandError::NotFound(format!(
+                "record {id} is neither pending nor recently committed here"
+            )));
         }
         if self.watchers.len() >= WATCHERS_MAX {
-            return Err(CommandError::Busy("too many clients are waiting; try again later".into()));
+            return Err(CommandError::Busy(
+                "too many clients are waiting; try again later".into(),
+            ));
         }
-        let (tx, rx) = watch::channel(Submitted { id: id.to_hex(), height: None, status: "pending".into(), reason: None });
+        let (tx, rx) = watch::channel(Submitted {
+            id: id.to_hex(),
+            height: None,
+            status: "pending".into(),
+            reason: None,
+        });
         self.watchers.insert(id, tx);
         Ok(rx)
     }
 
     fn history(&self, id: &str) -> Result<serde_json::Value, CommandError> {
-        let id = Hash::from_hex(id).map_err(|e| CommandError::BadRequest(format!("record id: {e}")))?;
-        let h = self.store.history(&id).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let id =
+            Hash::from_hex(id).map_err(|e| CommandError::BadRequest(format!("record id: {e}")))?;
+        let h = self
+            .store
+            .history(&id)
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
         if h.layers.is_empty() {
-            return Err(CommandError::NotFound(format!("record {id} is not in the log")));
+            return Err(CommandError::NotFound(format!(
+                "record {id} is not in the log"
+            )));
         }
         serde_json::to_value(&h).map_err(|e| CommandError::Internal(e.to_string()))
     }
@@ -987,14 +1207,18 @@ impl Node {
     fn block_info(&self, height: u64) -> Result<crate::api_types::BlockInfo, CommandError> {
         let tip = self.store.height();
         if height == 0 || height > tip {
-            return Err(CommandError::NotFound(format!("no certified block at height {height} (the tip is {tip})")));
+            return Err(CommandError::NotFound(format!(
+                "no certified block at height {height} (the tip is {tip})"
+            )));
         }
         let cb = self
             .store
             .read(height..=height)
             .map_err(|e| CommandError::Internal(e.to_string()))?
             .pop()
-            .ok_or_else(|| CommandError::NotFound(format!("no certified block at height {height}")))?;
+            .ok_or_else(|| {
+                CommandError::NotFound(format!("no certified block at height {height}"))
+            })?;
         let b = &cb.block;
         Ok(crate::api_types::BlockInfo {
             height: b.height,
@@ -1004,7 +1228,12 @@ impl Node {
             timestamp_ms: b.timestamp_ms,
             state_root: b.state_root.to_hex(),
             records: b.records.iter().map(|r| r.id().to_hex()).collect(),
-            signers: cb.certificate.signatures.iter().map(|(k, _)| k.to_hex()).collect(),
+            signers: cb
+                .certificate
+                .signatures
+                .iter()
+                .map(|(k, _)| k.to_hex())
+                .collect(),
         })
     }
 
@@ -1015,12 +1244,17 @@ impl Node {
         let mut from = 1;
         while from <= height {
             let to = (from + 255).min(height);
-            let blocks = self.store.read(from..=to).map_err(|e| CommandError::Internal(e.to_string()))?;
+            let blocks = self
+                .store
+                .read(from..=to)
+                .map_err(|e| CommandError::Internal(e.to_string()))?;
             for b in &blocks {
-                w.block(b).map_err(|e| CommandError::Internal(e.to_string()))?;
+                w.block(b)
+                    .map_err(|e| CommandError::Internal(e.to_string()))?;
             }
             from = to + 1;
         }
-        w.finish().map_err(|e| CommandError::Internal(e.to_string()))
+        w.finish()
+            .map_err(|e| CommandError::Internal(e.to_string()))
     }
 }

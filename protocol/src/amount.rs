@@ -10,9 +10,17 @@ pub const WEIGHT_ONE_BP: u32 = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
     #[error("{what} {text:?} is not a decimal number (digits with an optional '.' and at most {decimals} decimals)")]
-    NotDecimal { what: &'static str, text: String, decimals: u32 },
+    NotDecimal {
+        what: &'static str,
+        text: String,
+        decimals: u32,
+    },
     #[error("{what} {text:?} has more than {decimals} decimals")]
-    TooManyDecimals { what: &'static str, text: String, decimals: u32 },
+    TooManyDecimals {
+        what: &'static str,
+        text: String,
+        decimals: u32,
+    },
     #[error("{what} {text:?} must not be negative")]
     Negative { what: &'static str, text: String },
     #[error("weight {text:?} must be above 0")]
@@ -28,7 +36,11 @@ pub enum AmountError {
 /// negative value is allowed). No exponent, no '+', no spaces inside.
 fn parse_fixed(what: &'static str, text: &str, decimals: u32) -> Result<i128, AmountError> {
     let t = text.trim();
-    let not_decimal = || AmountError::NotDecimal { what, text: text.to_string(), decimals };
+    let not_decimal = || AmountError::NotDecimal {
+        what,
+        text: text.to_string(),
+        decimals,
+    };
     let (neg, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, t),
@@ -52,20 +64,37 @@ fn parse_fixed(what: &'static str, text: &str, decimals: u32) -> Result<i128, Am
     // Trailing zeros beyond the allowed precision are harmless ("2.5000" hours).
     let frac_trimmed = frac_part.trim_end_matches('0');
     if frac_trimmed.len() > decimals as usize {
-        return Err(AmountError::TooManyDecimals { what, text: text.to_string(), decimals });
+        return Err(AmountError::TooManyDecimals {
+            what,
+            text: text.to_string(),
+            decimals,
+        });
     }
     if int_part.len() > 20 {
-        return Err(AmountError::TooLarge { what, text: text.to_string() });
+        return Err(AmountError::TooLarge {
+            what,
+            text: text.to_string(),
+        });
     }
-    let too_large = || AmountError::TooLarge { what, text: text.to_string() };
+    let too_large = || AmountError::TooLarge {
+        what,
+        text: text.to_string(),
+    };
     let int: i128 = int_part.parse().map_err(|_| too_large())?;
     let mut frac: i128 = 0;
     for i in 0..decimals as usize {
-        let d = frac_trimmed.as_bytes().get(i).map(|b| i128::from(b - b'0')).unwrap_or(0);
+        let d = frac_trimmed
+            .as_bytes()
+            .get(i)
+            .map(|b| i128::from(b - b'0'))
+            .unwrap_or(0);
         frac = frac * 10 + d;
     }
     let scale = 10i128.pow(decimals);
-    let v = int.checked_mul(scale).and_then(|v| v.checked_add(frac)).ok_or_else(too_large)?;
+    let v = int
+        .checked_mul(scale)
+        .and_then(|v| v.checked_add(frac))
+        .ok_or_else(too_large)?;
     Ok(if neg { -v } else { v })
 }
 
@@ -73,24 +102,38 @@ fn parse_fixed(what: &'static str, text: &str, decimals: u32) -> Result<i128, Am
 pub fn parse_hours(text: &str) -> Result<i64, AmountError> {
     let v = parse_fixed("hours", text, 3)?;
     if v < 0 {
-        return Err(AmountError::Negative { what: "hours", text: text.to_string() });
+        return Err(AmountError::Negative {
+            what: "hours",
+            text: text.to_string(),
+        });
     }
-    i64::try_from(v).map_err(|_| AmountError::TooLarge { what: "hours", text: text.to_string() })
+    i64::try_from(v).map_err(|_| AmountError::TooLarge {
+        what: "hours",
+        text: text.to_string(),
+    })
 }
 
 /// Reads a signed amount of hours (opening balances only) as milli-hours.
 pub fn parse_signed_hours(text: &str) -> Result<i64, AmountError> {
     let v = parse_fixed("hours", text, 3)?;
-    i64::try_from(v).map_err(|_| AmountError::TooLarge { what: "hours", text: text.to_string() })
+    i64::try_from(v).map_err(|_| AmountError::TooLarge {
+        what: "hours",
+        text: text.to_string(),
+    })
 }
 
 /// Reads a weight ("1.5", at most 4 decimals, above 0) as basis points.
 pub fn parse_weight(text: &str) -> Result<u32, AmountError> {
     let v = parse_fixed("weight", text, 4)?;
     if v <= 0 {
-        return Err(AmountError::NotPositive { text: text.to_string() });
+        return Err(AmountError::NotPositive {
+            text: text.to_string(),
+        });
     }
-    u32::try_from(v).map_err(|_| AmountError::TooLarge { what: "weight", text: text.to_string() })
+    u32::try_from(v).map_err(|_| AmountError::TooLarge {
+        what: "weight",
+        text: text.to_string(),
+    })
 }
 
 /// Weighted effort of `hours_mh` at `weight_bp`: `(h * L + 5000) / 10000` in i128,
@@ -141,9 +184,17 @@ mod tests {
         assert_eq!(parse_hours("0.001"), Ok(1));
         assert_eq!(parse_hours("10"), Ok(10_000));
         assert_eq!(parse_hours("2.5000"), Ok(2_500));
-        assert!(matches!(parse_hours("0.0001"), Err(AmountError::TooManyDecimals { .. })));
-        assert!(matches!(parse_hours("-1"), Err(AmountError::Negative { .. })));
-        for bad in ["", ".", "1.", ".5", "1e3", "+1", "1,5", "abc", "1.2.3", "- 1"] {
+        assert!(matches!(
+            parse_hours("0.0001"),
+            Err(AmountError::TooManyDecimals { .. })
+        ));
+        assert!(matches!(
+            parse_hours("-1"),
+            Err(AmountError::Negative { .. })
+        ));
+        for bad in [
+            "", ".", "1.", ".5", "1e3", "+1", "1,5", "abc", "1.2.3", "- 1",
+        ] {
             assert!(parse_hours(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(parse_hours("99999999999999999999999").is_err());
@@ -153,9 +204,18 @@ mod tests {
     fn parses_weights_exactly() {
         assert_eq!(parse_weight("1.5"), Ok(15_000));
         assert_eq!(parse_weight("0.0001"), Ok(1));
-        assert!(matches!(parse_weight("0"), Err(AmountError::NotPositive { .. })));
-        assert!(matches!(parse_weight("-0.5"), Err(AmountError::NotPositive { .. })));
-        assert!(matches!(parse_weight("1.00001"), Err(AmountError::TooManyDecimals { .. })));
+        assert!(matches!(
+            parse_weight("0"),
+            Err(AmountError::NotPositive { .. })
+        ));
+        assert!(matches!(
+            parse_weight("-0.5"),
+            Err(AmountError::NotPositive { .. })
+        ));
+        assert!(matches!(
+            parse_weight("1.00001"),
+            Err(AmountError::TooManyDecimals { .. })
+        ));
         assert!(parse_weight("500000").is_err());
     }
 

@@ -54,7 +54,8 @@ impl Block {
     }
 
     pub fn verify_proposer(&self, chain_id: &Hash, sig: &Signature) -> Result<(), SignatureError> {
-        self.proposer.verify(domain::PROPOSAL, chain_id, &self.hash().0, sig)
+        self.proposer
+            .verify(domain::PROPOSAL, chain_id, &self.hash().0, sig)
     }
 }
 
@@ -72,8 +73,10 @@ impl CertifiedBlock {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<CertifiedBlock, CodecError> {
-        let c: CertifiedBlock =
-            codec::decode(bytes, BLOCK_BYTES_MAX + crate::limits::CERTIFICATE_BYTES_MAX)?;
+        let c: CertifiedBlock = codec::decode(
+            bytes,
+            BLOCK_BYTES_MAX + crate::limits::CERTIFICATE_BYTES_MAX,
+        )?;
         if c.block.records.len() > BLOCK_RECORDS_MAX {
             return Err(CodecError::Malformed("block holds too many records".into()));
         }

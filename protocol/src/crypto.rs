@@ -106,7 +106,8 @@ impl PublicKey {
         let vk = self.verifying_key()?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
         let m = signing_message(tag, chain_id, msg);
-        vk.verify_strict(&m, &sig).map_err(|_| SignatureError::Invalid)
+        vk.verify_strict(&m, &sig)
+            .map_err(|_| SignatureError::Invalid)
     }
 }
 
@@ -170,7 +171,10 @@ impl<'de> Deserialize<'de> for Signature {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("64 signature bytes")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, b) in out.iter_mut().enumerate() {
                     *b = seq
@@ -192,12 +196,16 @@ pub struct Keypair {
 impl Keypair {
     /// A key from 32 secret seed bytes.
     pub fn from_seed(seed: &[u8; 32]) -> Keypair {
-        Keypair { signing: SigningKey::from_bytes(seed) }
+        Keypair {
+            signing: SigningKey::from_bytes(seed),
+        }
     }
 
     /// A deterministic key for tests, simulations and the demo: blake3 of a label.
     pub fn from_label(label: &str) -> Keypair {
-        Keypair::from_seed(Hash::of_parts(&[b"peerhours/test-key/v1", label.as_bytes()]).as_ref_bytes())
+        Keypair::from_seed(
+            Hash::of_parts(&[b"peerhours/test-key/v1", label.as_bytes()]).as_ref_bytes(),
+        )
     }
 
     pub fn seed(&self) -> [u8; 32] {
@@ -210,7 +218,11 @@ impl Keypair {
 
     /// Signs `tag || chain_id || msg`.
     pub fn sign(&self, tag: &[u8], chain_id: &Hash, msg: &[u8]) -> Signature {
-        Signature(self.signing.sign(&signing_message(tag, chain_id, msg)).to_bytes())
+        Signature(
+            self.signing
+                .sign(&signing_message(tag, chain_id, msg))
+                .to_bytes(),
+        )
     }
 }
 

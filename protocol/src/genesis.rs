@@ -54,7 +54,9 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { block_records_max: 1_024 }
+        Params {
+            block_records_max: 1_024,
+        }
     }
 }
 
@@ -113,26 +115,41 @@ impl Genesis {
     pub fn validate(&self) -> Result<(), GenesisError> {
         let bad = |m: String| Err(GenesisError::Invalid(m));
         if self.version != Self::VERSION {
-            return bad(format!("version {} is not supported (expected {})", self.version, Self::VERSION));
+            return bad(format!(
+                "version {} is not supported (expected {})",
+                self.version,
+                Self::VERSION
+            ));
         }
-        let name_ok = |s: &str| !s.is_empty() && s.len() <= NAME_BYTES_MAX && !s.chars().any(char::is_control);
+        let name_ok = |s: &str| {
+            !s.is_empty() && s.len() <= NAME_BYTES_MAX && !s.chars().any(char::is_control)
+        };
         if !name_ok(&self.pool) {
             return bad("the pool needs a name of 1 to 64 bytes".into());
         }
         let mut assocs = BTreeSet::new();
         for a in &self.associations {
             if !name_ok(&a.name) {
-                return bad(format!("association name {:?} must be 1 to {NAME_BYTES_MAX} bytes", a.name));
+                return bad(format!(
+                    "association name {:?} must be 1 to {NAME_BYTES_MAX} bytes",
+                    a.name
+                ));
             }
             if !assocs.insert(a.name.as_str()) {
                 return bad(format!("association {:?} is listed twice", a.name));
             }
             if a.credit_limit_mh < 0 {
-                return bad(format!("association {:?}: the credit limit must not be negative", a.name));
+                return bad(format!(
+                    "association {:?}: the credit limit must not be negative",
+                    a.name
+                ));
             }
             if let SocialRule::Fixed { per_member_mh } = a.social_rule {
                 if per_member_mh < 0 {
-                    return bad(format!("association {:?}: the fixed allotment must not be negative", a.name));
+                    return bad(format!(
+                        "association {:?}: the fixed allotment must not be negative",
+                        a.name
+                    ));
                 }
             }
         }
@@ -144,9 +161,14 @@ impl Genesis {
         }
         let mut keys = BTreeSet::new();
         for d in &self.delegates {
-            d.key.verifying_key().map_err(|e| GenesisError::Invalid(format!("delegate {}: {e}", d.key)))?;
+            d.key
+                .verifying_key()
+                .map_err(|e| GenesisError::Invalid(format!("delegate {}: {e}", d.key)))?;
             if !assocs.contains(d.association.as_str()) {
-                return bad(format!("delegate {} names unknown association {:?}", d.key, d.association));
+                return bad(format!(
+                    "delegate {} names unknown association {:?}",
+                    d.key, d.association
+                ));
             }
             if !keys.insert(d.key) {
                 return bad(format!("delegate {} is listed twice", d.key));
@@ -154,9 +176,14 @@ impl Genesis {
         }
         let mut members = BTreeSet::new();
         for m in &self.members {
-            m.key.verifying_key().map_err(|e| GenesisError::Invalid(format!("member {}: {e}", m.key)))?;
+            m.key
+                .verifying_key()
+                .map_err(|e| GenesisError::Invalid(format!("member {}: {e}", m.key)))?;
             if !assocs.contains(m.association.as_str()) {
-                return bad(format!("member {} names unknown association {:?}", m.key, m.association));
+                return bad(format!(
+                    "member {} names unknown association {:?}",
+                    m.key, m.association
+                ));
             }
             if !members.insert(m.key) {
                 return bad(format!("member {} is listed twice", m.key));
@@ -170,29 +197,40 @@ impl Genesis {
             .try_fold(0i128, |sum, m| sum.checked_add(i128::from(m.opening_mh)));
         match opening_total {
             Some(t) if i64::try_from(t).is_ok() && i64::try_from(-t).is_ok() => {}
-            _ => return bad("the members' opening balances sum beyond what pool can balance".into()),
+            _ => {
+                return bad("the members' opening balances sum beyond what pool can balance".into())
+            }
         }
         let mut projects = BTreeSet::new();
         for p in &self.projects {
             if !name_ok(&p.name) {
-                return bad(format!("project name {:?} must be 1 to {NAME_BYTES_MAX} bytes", p.name));
+                return bad(format!(
+                    "project name {:?} must be 1 to {NAME_BYTES_MAX} bytes",
+                    p.name
+                ));
             }
             if !projects.insert(p.name.as_str()) {
                 return bad(format!("project {:?} is listed twice", p.name));
             }
             if !assocs.contains(p.association.as_str()) {
-                return bad(format!("project {:?} names unknown association {:?}", p.name, p.association));
+                return bad(format!(
+                    "project {:?} names unknown association {:?}",
+                    p.name, p.association
+                ));
             }
             if p.coordinators.is_empty() || p.coordinators.len() > crate::limits::COORDINATORS_MAX {
                 return bad(format!("project {:?} needs 1 to 16 coordinators", p.name));
             }
             for c in &p.coordinators {
-                c.verifying_key().map_err(|e| GenesisError::Invalid(format!("coordinator {c}: {e}")))?;
+                c.verifying_key()
+                    .map_err(|e| GenesisError::Invalid(format!("coordinator {c}: {e}")))?;
             }
         }
         let max = self.params.block_records_max as usize;
         if max == 0 || max > BLOCK_RECORDS_MAX {
-            return bad(format!("params.block_records_max must be 1 to {BLOCK_RECORDS_MAX}"));
+            return bad(format!(
+                "params.block_records_max must be 1 to {BLOCK_RECORDS_MAX}"
+            ));
         }
         Ok(())
     }
@@ -209,7 +247,9 @@ impl Genesis {
     pub fn to_toml(&self) -> String {
         let t = GenesisToml {
             pool: self.pool.clone(),
-            params: Some(ParamsToml { block_records_max: Some(self.params.block_records_max) }),
+            params: Some(ParamsToml {
+                block_records_max: Some(self.params.block_records_max),
+            }),
             association: self
                 .associations
                 .iter()
@@ -221,7 +261,9 @@ impl Genesis {
                     },
                     social_fixed_hours: match a.social_rule {
                         SocialRule::Average => None,
-                        SocialRule::Fixed { per_member_mh } => Some(Decimal(amount::format_mh(per_member_mh))),
+                        SocialRule::Fixed { per_member_mh } => {
+                            Some(Decimal(amount::format_mh(per_member_mh)))
+                        }
                     },
                     credit_limit_hours: Decimal(amount::format_mh(a.credit_limit_mh)),
                 })
@@ -229,7 +271,11 @@ impl Genesis {
             delegate: self
                 .delegates
                 .iter()
-                .map(|d| DelegateToml { key: d.key.to_hex(), association: d.association.clone(), addr: d.addr.clone() })
+                .map(|d| DelegateToml {
+                    key: d.key.to_hex(),
+                    association: d.association.clone(),
+                    addr: d.addr.clone(),
+                })
                 .collect(),
             member: self
                 .members
@@ -238,7 +284,8 @@ impl Genesis {
                     key: m.key.to_hex(),
                     association: m.association.clone(),
                     exempt: m.exempt,
-                    opening_hours: (m.opening_mh != 0).then(|| Decimal(amount::format_mh(m.opening_mh))),
+                    opening_hours: (m.opening_mh != 0)
+                        .then(|| Decimal(amount::format_mh(m.opening_mh))),
                 })
                 .collect(),
             project: self
@@ -271,7 +318,9 @@ impl Serialize for Decimal {
 impl<'de> Deserialize<'de> for Decimal {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = toml::Value::deserialize(d)?;
-        decimal_text(&v).map(Decimal).ok_or_else(|| serde::de::Error::custom("expected a decimal number"))
+        decimal_text(&v)
+            .map(Decimal)
+            .ok_or_else(|| serde::de::Error::custom("expected a decimal number"))
     }
 }
 
@@ -354,16 +403,19 @@ impl GenesisToml {
                 "average" => SocialRule::Average,
                 "fixed" => {
                     let h = a.social_fixed_hours.ok_or_else(|| {
-                        GenesisError::Invalid(format!("association {:?}: rule \"fixed\" needs social_fixed_hours", a.name))
+                        GenesisError::Invalid(format!(
+                            "association {:?}: rule \"fixed\" needs social_fixed_hours",
+                            a.name
+                        ))
                     })?;
-                    SocialRule::Fixed { per_member_mh: amount::parse_hours(&h.0)? }
+                    SocialRule::Fixed {
+                        per_member_mh: amount::parse_hours(&h.0)?,
+                    }
                 }
-                other => {
-                    return Err(GenesisError::Invalid(format!(
-                        "association {:?}: social_rule {other:?} is neither \"average\" nor \"fixed\"",
-                        a.name
-                    )))
-                }
+                other => return Err(GenesisError::Invalid(format!(
+                    "association {:?}: social_rule {other:?} is neither \"average\" nor \"fixed\"",
+                    a.name
+                ))),
             };
             associations.push(Association {
                 name: a.name,
@@ -374,7 +426,13 @@ impl GenesisToml {
         let delegates = self
             .delegate
             .into_iter()
-            .map(|d| Ok(DelegateInfo { key: PublicKey::from_hex(&d.key)?, association: d.association, addr: d.addr }))
+            .map(|d| {
+                Ok(DelegateInfo {
+                    key: PublicKey::from_hex(&d.key)?,
+                    association: d.association,
+                    addr: d.addr,
+                })
+            })
             .collect::<Result<Vec<_>, GenesisError>>()?;
         let members = self
             .member

@@ -46,9 +46,16 @@ pub struct Approval {
 pub enum QuorumProposal {
     /// Replace the delegate set (takes effect from the second block after the one that
     /// certifies it).
-    ChangeDelegates { delegates: Vec<DelegateInfo>, nonce: u64 },
+    ChangeDelegates {
+        delegates: Vec<DelegateInfo>,
+        nonce: u64,
+    },
     /// Bind a new key to an existing account whose key was lost.
-    RebindKey { account: PublicKey, new_key: PublicKey, nonce: u64 },
+    RebindKey {
+        account: PublicKey,
+        new_key: PublicKey,
+        nonce: u64,
+    },
 }
 
 /// The record kinds of `protocol.md`. Periods are named in every phase-bound record, so a
@@ -56,11 +63,20 @@ pub enum QuorumProposal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordBody {
     /// A delegate of `association` admits a member (account id = `member`).
-    AdmitMember { member: PublicKey, association: String, exempt: bool },
+    AdmitMember {
+        member: PublicKey,
+        association: String,
+        exempt: bool,
+    },
     /// A delegate of the member's association marks it exempt or contributing.
     SetExempt { account: PublicKey, exempt: bool },
     /// A delegate of `association` registers a project and its coordinators.
-    RegisterProject { name: String, association: String, coordinators: Vec<PublicKey>, flat_rate: bool },
+    RegisterProject {
+        name: String,
+        association: String,
+        coordinators: Vec<PublicKey>,
+        flat_rate: bool,
+    },
     /// Any delegate: open period `period` (the next one).
     OpenPeriod { period: u64 },
     /// Any delegate: end the bidding phase; every auction clears.
@@ -78,26 +94,57 @@ pub enum RecordBody {
         max_weight_bp: u32,
     },
     /// A coordinator of `project` offers units of a rival good.
-    OfferProduct { period: u64, product: String, project: String, units: u32, cost_mh: i64 },
+    OfferProduct {
+        period: u64,
+        product: String,
+        project: String,
+        units: u32,
+        cost_mh: i64,
+    },
     /// A member's reserve weight for a task.
-    BidTask { period: u64, task: String, weight_bp: u32 },
+    BidTask {
+        period: u64,
+        task: String,
+        weight_bp: u32,
+    },
     /// A member's maximum contribution for one unit of a product.
-    BidProduct { period: u64, product: String, max_mh: i64 },
+    BidProduct {
+        period: u64,
+        product: String,
+        max_mh: i64,
+    },
     /// A winner's claimed hours on its task.
-    Contribute { period: u64, task: String, hours_mh: i64, note: String },
+    Contribute {
+        period: u64,
+        task: String,
+        hours_mh: i64,
+        note: String,
+    },
     /// The member takes back its own unattested contribution.
     Retract { contribution: RecordId },
     /// A coordinator of the task's project attests a contribution, optionally setting hours.
-    Attest { contribution: RecordId, hours_mh: Option<i64> },
+    Attest {
+        contribution: RecordId,
+        hours_mh: Option<i64>,
+    },
     /// A coordinator amends an attested contribution to new hours (a new layer).
-    Amend { contribution: RecordId, hours_mh: i64 },
+    Amend {
+        contribution: RecordId,
+        hours_mh: i64,
+    },
     /// The member binds a new key to its account (signed by the current key).
     RotateKey { new_key: PublicKey },
     /// A quorum-approved change (delegate set or key rebinding).
-    Quorum { proposal: QuorumProposal, approvals: Vec<Approval> },
+    Quorum {
+        proposal: QuorumProposal,
+        approvals: Vec<Approval>,
+    },
     /// Two conflicting signed votes of one delegate. Proves itself: the record's own
     /// signer is whoever reports it.
-    Evidence { first: SignedVote, second: SignedVote },
+    Evidence {
+        first: SignedVote,
+        second: SignedVote,
+    },
 }
 
 impl RecordBody {
@@ -119,8 +166,14 @@ impl RecordBody {
             RecordBody::Attest { .. } => "Attest",
             RecordBody::Amend { .. } => "Amend",
             RecordBody::RotateKey { .. } => "RotateKey",
-            RecordBody::Quorum { proposal: QuorumProposal::ChangeDelegates { .. }, .. } => "ChangeDelegates",
-            RecordBody::Quorum { proposal: QuorumProposal::RebindKey { .. }, .. } => "RebindKey",
+            RecordBody::Quorum {
+                proposal: QuorumProposal::ChangeDelegates { .. },
+                ..
+            } => "ChangeDelegates",
+            RecordBody::Quorum {
+                proposal: QuorumProposal::RebindKey { .. },
+                ..
+            } => "RebindKey",
             RecordBody::Evidence { .. } => "Evidence",
         }
     }
@@ -143,7 +196,12 @@ impl RecordBody {
         };
         match self {
             RecordBody::AdmitMember { association, .. } => name("association", association),
-            RecordBody::RegisterProject { name: n, association, coordinators, .. } => {
+            RecordBody::RegisterProject {
+                name: n,
+                association,
+                coordinators,
+                ..
+            } => {
                 name("project", n)?;
                 name("association", association)?;
                 if coordinators.is_empty() || coordinators.len() > crate::limits::COORDINATORS_MAX {
@@ -154,7 +212,15 @@ impl RecordBody {
                 }
                 Ok(())
             }
-            RecordBody::PostTask { task, project, hours_mh, slots, min_weight_bp, max_weight_bp, .. } => {
+            RecordBody::PostTask {
+                task,
+                project,
+                hours_mh,
+                slots,
+                min_weight_bp,
+                max_weight_bp,
+                ..
+            } => {
                 name("task", task)?;
                 name("project", project)?;
                 nonneg("estimated hours", *hours_mh)?;
@@ -171,30 +237,51 @@ impl RecordBody {
                 }
                 Ok(())
             }
-            RecordBody::OfferProduct { product, project, units, cost_mh, .. } => {
+            RecordBody::OfferProduct {
+                product,
+                project,
+                units,
+                cost_mh,
+                ..
+            } => {
                 name("product", product)?;
                 name("project", project)?;
                 if *units == 0 {
-                    return Err(RecordError::Shape("a product offer needs at least one unit".into()));
+                    return Err(RecordError::Shape(
+                        "a product offer needs at least one unit".into(),
+                    ));
                 }
                 nonneg("cost", *cost_mh)
             }
-            RecordBody::BidTask { task, weight_bp, .. } => {
+            RecordBody::BidTask {
+                task, weight_bp, ..
+            } => {
                 name("task", task)?;
                 if *weight_bp == 0 {
-                    return Err(RecordError::Shape("a reserve weight must be above 0".into()));
+                    return Err(RecordError::Shape(
+                        "a reserve weight must be above 0".into(),
+                    ));
                 }
                 Ok(())
             }
-            RecordBody::BidProduct { product, max_mh, .. } => {
+            RecordBody::BidProduct {
+                product, max_mh, ..
+            } => {
                 name("product", product)?;
                 nonneg("maximum", *max_mh)
             }
-            RecordBody::Contribute { task, hours_mh, note, .. } => {
+            RecordBody::Contribute {
+                task,
+                hours_mh,
+                note,
+                ..
+            } => {
                 name("task", task)?;
                 nonneg("hours", *hours_mh)?;
                 if note.len() > NOTE_BYTES_MAX {
-                    return Err(RecordError::Shape(format!("a note is at most {NOTE_BYTES_MAX} bytes")));
+                    return Err(RecordError::Shape(format!(
+                        "a note is at most {NOTE_BYTES_MAX} bytes"
+                    )));
                 }
                 Ok(())
             }
@@ -203,7 +290,10 @@ impl RecordBody {
                 None => Ok(()),
             },
             RecordBody::Amend { hours_mh, .. } => nonneg("hours", *hours_mh),
-            RecordBody::Quorum { proposal, approvals } => {
+            RecordBody::Quorum {
+                proposal,
+                approvals,
+            } => {
                 if approvals.len() > crate::limits::DELEGATES_MAX {
                     return Err(RecordError::Shape("too many approvals".into()));
                 }
@@ -252,7 +342,11 @@ pub enum RecordError {
 impl SignedRecord {
     /// Signs a record for the network `chain_id`.
     pub fn sign(key: &Keypair, chain_id: &Hash, nonce: u64, body: RecordBody) -> SignedRecord {
-        let record = Record { signer: key.public(), nonce, body };
+        let record = Record {
+            signer: key.public(),
+            nonce,
+            body,
+        };
         let signature = key.sign(domain::RECORD, chain_id, &codec::encode(&record));
         SignedRecord { record, signature }
     }
@@ -276,8 +370,13 @@ impl SignedRecord {
         let rec = SignedRecord::from_bytes(bytes)?;
         rec.record.body.check_shape()?;
         let msg = &bytes[..bytes.len() - 64];
-        rec.record.signer.verify(domain::RECORD, chain_id, msg, &rec.signature)?;
-        Ok(VerifiedRecord { id: Hash::of(bytes), record: rec })
+        rec.record
+            .signer
+            .verify(domain::RECORD, chain_id, msg, &rec.signature)?;
+        Ok(VerifiedRecord {
+            id: Hash::of(bytes),
+            record: rec,
+        })
     }
 
     /// Checks the shape and signature of an in-memory record.
@@ -310,10 +409,19 @@ impl VerifiedRecord {
 }
 
 /// Verifies many records on all cores; the result is in input order and deterministic.
-pub fn verify_all(records: &[SignedRecord], chain_id: &Hash) -> Result<Vec<VerifiedRecord>, (usize, RecordError)> {
+pub fn verify_all(
+    records: &[SignedRecord],
+    chain_id: &Hash,
+) -> Result<Vec<VerifiedRecord>, (usize, RecordError)> {
     use rayon::prelude::*;
-    let results: Vec<Result<VerifiedRecord, RecordError>> =
-        records.par_iter().map(|r| r.clone().verify(chain_id)).collect();
+    let results: Vec<Result<VerifiedRecord, RecordError>> = records
+        .par_iter()
+        .map(|r| r.clone().verify(chain_id))
+        .collect();
     // Collect sequentially so the error reported is always the first bad record.
-    results.into_iter().enumerate().map(|(i, r)| r.map_err(|e| (i, e))).collect()
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.map_err(|e| (i, e)))
+        .collect()
 }

@@ -22,9 +22,12 @@ impl Fixture {
     /// 40 h credit limit), and one project `commons` coordinated by `coordinator`.
     /// Keys are derived from `label`, so two fixtures with one label are identical.
     pub fn new(label: &str, n: usize, m: usize) -> Fixture {
-        let delegates: Vec<Keypair> =
-            (0..n).map(|i| Keypair::from_label(&format!("{label}/delegate/{i}"))).collect();
-        let members: Vec<Keypair> = (0..m).map(|j| Keypair::from_label(&format!("{label}/member/{j}"))).collect();
+        let delegates: Vec<Keypair> = (0..n)
+            .map(|i| Keypair::from_label(&format!("{label}/delegate/{i}")))
+            .collect();
+        let members: Vec<Keypair> = (0..m)
+            .map(|j| Keypair::from_label(&format!("{label}/member/{j}")))
+            .collect();
         let coordinator = Keypair::from_label(&format!("{label}/coordinator"));
         let genesis = Genesis {
             version: Genesis::VERSION,
@@ -45,7 +48,12 @@ impl Fixture {
                 .collect(),
             members: members
                 .iter()
-                .map(|k| GenesisMember { key: k.public(), association: "local".into(), exempt: false, opening_mh: 0 })
+                .map(|k| GenesisMember {
+                    key: k.public(),
+                    association: "local".into(),
+                    exempt: false,
+                    opening_mh: 0,
+                })
                 .collect(),
             projects: vec![GenesisProject {
                 name: "commons".into(),
@@ -56,7 +64,13 @@ impl Fixture {
             params: Params::default(),
         };
         let chain_id = genesis.chain_id();
-        Fixture { genesis, chain_id, delegates, members, coordinator }
+        Fixture {
+            genesis,
+            chain_id,
+            delegates,
+            members,
+            coordinator,
+        }
     }
 
     /// Certifies `block` with the finalize votes of the first `q` delegates.
@@ -69,7 +83,11 @@ impl Fixture {
         let proposer_signature = block.sign(proposer, &self.chain_id);
         let hash = block.hash();
         let q = quorum(self.delegates.len());
-        let vote = Vote::Finalize { view: block.view, height: block.height, block: hash };
+        let vote = Vote::Finalize {
+            view: block.view,
+            height: block.height,
+            block: hash,
+        };
         let mut signatures: Vec<_> = self.delegates[..q]
             .iter()
             .map(|k| {
@@ -78,7 +96,16 @@ impl Fixture {
             })
             .collect();
         signatures.sort_by_key(|s| s.0);
-        let certificate = Certificate { view: block.view, height: block.height, block: hash, signatures };
-        CertifiedBlock { block, proposer_signature, certificate }
+        let certificate = Certificate {
+            view: block.view,
+            height: block.height,
+            block: hash,
+            signatures,
+        };
+        CertifiedBlock {
+            block,
+            proposer_signature,
+            certificate,
+        }
     }
 }

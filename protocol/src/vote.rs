@@ -20,7 +20,9 @@ pub enum Vote {
 impl Vote {
     pub fn view(&self) -> u64 {
         match *self {
-            Vote::Notarize { view, .. } | Vote::Nullify { view } | Vote::Finalize { view, .. } => view,
+            Vote::Notarize { view, .. } | Vote::Nullify { view } | Vote::Finalize { view, .. } => {
+                view
+            }
         }
     }
 }
@@ -36,11 +38,20 @@ pub struct SignedVote {
 impl SignedVote {
     pub fn sign(key: &Keypair, chain_id: &Hash, vote: Vote) -> SignedVote {
         let signature = key.sign(domain::VOTE, chain_id, &codec::encode(&vote));
-        SignedVote { vote, signer: key.public(), signature }
+        SignedVote {
+            vote,
+            signer: key.public(),
+            signature,
+        }
     }
 
     pub fn verify(&self, chain_id: &Hash) -> Result<(), SignatureError> {
-        self.signer.verify(domain::VOTE, chain_id, &codec::encode(&self.vote), &self.signature)
+        self.signer.verify(
+            domain::VOTE,
+            chain_id,
+            &codec::encode(&self.vote),
+            &self.signature,
+        )
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -59,11 +70,32 @@ impl SignedVote {
             return false;
         }
         match (self.vote, other.vote) {
-            (Vote::Notarize { block: a, height: ha, .. }, Vote::Notarize { block: b, height: hb, .. })
-            | (Vote::Finalize { block: a, height: ha, .. }, Vote::Finalize { block: b, height: hb, .. }) => {
-                a != b || ha != hb
-            }
-            (Vote::Nullify { .. }, Vote::Finalize { .. }) | (Vote::Finalize { .. }, Vote::Nullify { .. }) => true,
+            (
+                Vote::Notarize {
+                    block: a,
+                    height: ha,
+                    ..
+                },
+                Vote::Notarize {
+                    block: b,
+                    height: hb,
+                    ..
+                },
+            )
+            | (
+                Vote::Finalize {
+                    block: a,
+                    height: ha,
+                    ..
+                },
+                Vote::Finalize {
+                    block: b,
+                    height: hb,
+                    ..
+                },
+            ) => a != b || ha != hb,
+            (Vote::Nullify { .. }, Vote::Finalize { .. })
+            | (Vote::Finalize { .. }, Vote::Nullify { .. }) => true,
             _ => false,
         }
     }
@@ -129,22 +161,38 @@ impl Certificate {
         block: Hash,
     ) -> Result<(), CertificateError> {
         if self.block != block {
-            return Err(CertificateError::WrongBlock { expected: block, found: self.block });
+            return Err(CertificateError::WrongBlock {
+                expected: block,
+                found: self.block,
+            });
         }
         if self.height != height {
-            return Err(CertificateError::WrongHeight { expected: height, found: self.height });
+            return Err(CertificateError::WrongHeight {
+                expected: height,
+                found: self.height,
+            });
         }
         if self.view != view {
-            return Err(CertificateError::WrongView { expected: view, found: self.view });
+            return Err(CertificateError::WrongView {
+                expected: view,
+                found: self.view,
+            });
         }
         if !self.signatures.windows(2).all(|w| w[0].0 < w[1].0) {
             return Err(CertificateError::Unsorted);
         }
         let needed = quorum(delegates.len());
         if self.signatures.len() < needed {
-            return Err(CertificateError::TooFew { needed, found: self.signatures.len() });
+            return Err(CertificateError::TooFew {
+                needed,
+                found: self.signatures.len(),
+            });
         }
-        let msg = codec::encode(&Vote::Finalize { view, height, block });
+        let msg = codec::encode(&Vote::Finalize {
+            view,
+            height,
+            block,
+        });
         for (key, sig) in &self.signatures {
             if !delegates.contains(key) {
                 return Err(CertificateError::NotDelegate(*key));
