@@ -44,6 +44,12 @@ pub const FORWARD_VIEWS_MAX: usize = 16;
 /// only by re-sends ended notarized *and* nullified everywhere, and no block could ever be
 /// finalized again.
 pub const TICKS_PER_TIMEOUT: u64 = 4;
+/// A leader from whom we have seen no vote in this many views before its own view is
+/// presumed down: we vote to skip its view as soon as we enter it, instead of waiting the
+/// whole view timeout. A live delegate votes in every view, so it is never skipped this way;
+/// skipping early can only cost liveness, never safety (a nullify is always allowed before
+/// we finalize the view).
+pub const SKIP_SILENT_LEADER_AFTER_VIEWS: u64 = 12;
 /// Certificates kept for heights above the finalized tip (beyond, catch-up fetches them).
 pub const CERTS_AHEAD_MAX: u64 = 256;
 /// Most block bodies asked for and not yet received at one time.

@@ -10,8 +10,8 @@ use tracing::{debug, error, warn};
 use super::view::{Added, ViewState};
 use super::{
     leader, verify_certified, AgreementError, Application, Config, Effect, Input, Schedule, Tip,
-    Verdict, CERTS_AHEAD_MAX, FORWARD_VIEWS_MAX, TICKS_PER_TIMEOUT, VIEWS_AHEAD_MAX,
-    VIEWS_BEHIND_MAX, WANTED_MAX,
+    Verdict, CERTS_AHEAD_MAX, FORWARD_VIEWS_MAX, SKIP_SILENT_LEADER_AFTER_VIEWS, TICKS_PER_TIMEOUT,
+    VIEWS_AHEAD_MAX, VIEWS_BEHIND_MAX, WANTED_MAX,
 };
 
 /// Counters of what the voter did and refused, for logs, metrics and the simulation.
@@ -90,6 +90,12 @@ pub struct Voter<A: Application> {
     last_block_request: Option<(u64, u64)>,
     /// The caller's clock for this call (only used to stamp our proposals).
     now_ms: u64,
+    /// The latest view in which we saw a vote of each delegate (at most one entry per
+    /// delegate: only votes of delegates are recorded).
+    last_seen: BTreeMap<PublicKey, u64>,
+    /// The view we started (or resumed) in: nobody is presumed down before we have watched
+    /// `SKIP_SILENT_LEADER_AFTER_VIEWS` views ourselves.
+    started_view: u64,
     /// Effects of the call being handled, in order.
     out: Vec<Effect>,
     stats: Stats,
@@ -120,6 +126,8 @@ impl<A: Application> Voter<A> {
             wanted: BTreeSet::new(),
             last_block_request: None,
             now_ms: 0,
+            last_seen: BTreeMap::new(),
+            started_view: 0,
             out: Vec::new(),
             stats: Stats::default(),
             cfg,
@@ -156,6 +164,7 @@ impl<A: Application> Voter<A> {
             }
             voter.view = voter.view.max(resume);
         }
+        voter.started_view = voter.view;
         Ok(voter)
     }
 
@@ -341,6 +350,8 @@ impl<A: Application> Voter<A> {
             warn!(view, signer = %sv.signer, "vote with a bad signature dropped");
             return;
         }
+        let seen = self.last_seen.entry(sv.signer).or_insert(view);
+        *seen = (*seen).max(view);
         let vs = self.views.entry(view).or_default();
         match vs.add(sv) {
             Added::Known => return,
@@ -436,6 +447,9 @@ impl<A: Application> Voter<A> {
             self.out.push(Effect::Forward(proof));
         }
         if timed_out {
+            // Ask again on every timeout: an answer may have been lost, and a node whose
+            // view does not move would otherwise never ask twice.
+            self.last_block_request = None;
             self.request_blocks();
             let wanted: Vec<Hash> = self.wanted.iter().copied().collect();
             for block in wanted {
@@ -952,6 +966,36 @@ impl<A: Application> Voter<A> {
             self.views = self.views.split_off(&floor);
             self.blocks.retain(|_, s| s.block.view >= floor);
         }
+        if self.leader_presumed_down(view) {
+            let vs = self.views.entry(view).or_default();
+            if !vs.own_nullify && vs.own_finalize.is_none() {
+                debug!(
+                    view,
+                    "leader silent for many views: skipping its view at once"
+                );
+                self.stats.timeouts = self.stats.timeouts.saturating_add(1);
+                self.cast(Vote::Nullify { view });
+            }
+        }
+    }
+
+    /// Whether the leader of `view` has cast no vote we saw for
+    /// `SKIP_SILENT_LEADER_AFTER_VIEWS` views (and we have watched that long).
+    fn leader_presumed_down(&self, view: u64) -> bool {
+        let set = self.set_at(self.tip.height.saturating_add(1));
+        let Some(leader) = leader(&set, view) else {
+            return false;
+        };
+        if leader == self.me {
+            return false;
+        }
+        let since = self
+            .last_seen
+            .get(&leader)
+            .copied()
+            .unwrap_or(0)
+            .max(self.started_view);
+        view > since.saturating_add(SKIP_SILENT_LEADER_AFTER_VIEWS)
     }
 
     /// Drops what the new tip made useless.
