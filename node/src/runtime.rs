@@ -602,6 +602,43 @@ impl Node {
         }
     }
 
+    /// A record from a peer: verified, then kept for a block. One that our committed state
+    /// refuses is not forwarded (Ignore), but is kept all the same: we may simply be a block
+    /// behind the node that accepted it, and a leader that includes a record the state then
+    /// refuses only marks it rejected in the log.
+    fn take_record(&mut self, data: &[u8]) -> Validation {
+        let rec = match SignedRecord::verify_bytes(data, &self.chain_id) {
+            Ok(rec) => rec,
+            Err(_) => return Validation::Reject,
+        };
+        let id = rec.id();
+        let app = self.engine.app_mut();
+        if app.mempool.contains(&id) || app.ledger().contains_record(&id) {
+            return Validation::Ignore;
+        }
+        let valid_now = app.ledger().check(&rec).is_ok();
+        match app.mempool.insert(rec) {
+            Ok(_) if valid_now => Validation::Accept,
+            _ => Validation::Ignore,
+        }
+    }
+
+    /// Sends record bytes straight to every peer (see `SyncRequest::Records`).
+    fn push_records(&self, records: Vec<Vec<u8>>) {
+        for chunk in records.chunks(crate::sync::VOTES_PER_PUSH_MAX) {
+            let bytes = SyncRequest::Records(chunk.to_vec()).to_bytes();
+            for peer in self.peers.iter().copied() {
+                let net = self.net.clone();
+                let bytes = bytes.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = net.request(peer, bytes).await {
+                        tracing::debug!(%peer, error = %e, "record push failed");
+                    }
+                });
+            }
+        }
+    }
+
     fn ledger(&self) -> &protocol::ledger::Ledger {
         self.engine.app().ledger()
     }
@@ -898,23 +935,7 @@ impl Node {
                 msg_id,
                 from,
             } => {
-                let verdict = match SignedRecord::verify_bytes(&data, &self.chain_id) {
-                    Err(_) => Validation::Reject,
-                    Ok(rec) => {
-                        let id = rec.id();
-                        let app = self.engine.app_mut();
-                        if app.mempool.contains(&id) || app.ledger().contains_record(&id) {
-                            Validation::Ignore
-                        } else if app.ledger().check(&rec).is_err() {
-                            Validation::Ignore
-                        } else {
-                            match app.mempool.insert(rec) {
-                                Ok(_) => Validation::Accept,
-                                Err(_) => Validation::Ignore,
-                            }
-                        }
-                    }
-                };
+                let verdict = self.take_record(&data);
                 let _ = self.net.report_validation(msg_id, from, verdict).await;
                 if verdict == Validation::Accept {
                     self.poke().await?;
@@ -970,6 +991,21 @@ impl Node {
                     }
                     Ok(SyncRequest::Votes(_)) => {
                         SyncResponse::Refused("too many votes in one push".into())
+                    }
+                    Ok(SyncRequest::Records(records))
+                        if records.len() <= crate::sync::VOTES_PER_PUSH_MAX =>
+                    {
+                        let mut any = false;
+                        for r in records {
+                            any |= self.take_record(&r) == Validation::Accept;
+                        }
+                        if any {
+                            self.poke().await?;
+                        }
+                        SyncResponse::Ack
+                    }
+                    Ok(SyncRequest::Records(_)) => {
+                        SyncResponse::Refused("too many records in one push".into())
                     }
                     Ok(SyncRequest::Proposal { block }) => match &self.engine {
                         Engine::Delegate(v) => match v.proposal(&block) {
@@ -1089,6 +1125,11 @@ impl Node {
             return Err(CommandError::Internal(format!(
                 "could not store the record: {e}"
             )));
+        }
+        // A node that does not vote cannot propose what it accepted: it also hands the
+        // record to its peers directly, so the record does not depend on gossip alone.
+        if !matches!(self.engine, Engine::Delegate(_)) {
+            self.push_records(vec![bytes.clone()]);
         }
         self.publish(Topic::Records, bytes).await;
         if let Err(e) = self.poke().await {

@@ -30,6 +30,10 @@ pub enum SyncRequest {
     /// Votes pushed directly (re-sent or forwarded votes, which gossip's duplicate filter
     /// would drop). At most `VOTES_PER_PUSH_MAX`.
     Votes(Vec<protocol::SignedVote>),
+    /// Signed records (their postcard bytes) pushed by a node that cannot propose them
+    /// itself (an observer), so they do not depend on gossip alone. At most
+    /// `VOTES_PER_PUSH_MAX`.
+    Records(Vec<Vec<u8>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
