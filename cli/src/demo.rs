@@ -40,6 +40,9 @@ struct Demo {
     coordinator: Keypair,
     members: Vec<Keypair>,
     quiet: bool,
+    /// The highest block that holds a record accepted so far: a node checks a submission
+    /// against what it has committed, so it must have caught up to here first.
+    last_height: std::cell::Cell<u64>,
 }
 
 impl Demo {
@@ -57,8 +60,12 @@ impl Demo {
         body: RecordBody,
         what: &str,
     ) -> anyhow::Result<Submitted> {
+        self.catch_up(at)?;
         let s = send_record(&self.apis[at], &self.chain, key, body, Some(WAIT))
             .with_context(|| what.to_string())?;
+        if let Some(h) = s.height {
+            self.last_height.set(self.last_height.get().max(h));
+        }
         match s.status.as_str() {
             "accepted" => {
                 self.say(format!(
@@ -74,13 +81,36 @@ impl Demo {
 
     /// Submits without waiting (the bids of a phase go in together).
     fn submit(&self, at: usize, key: &Keypair, body: RecordBody) -> anyhow::Result<Submitted> {
+        self.catch_up(at)?;
         send_record(&self.apis[at], &self.chain, key, body, None)
+    }
+
+    /// Waits until node `at` has committed every record accepted so far.
+    fn catch_up(&self, at: usize) -> anyhow::Result<()> {
+        let target = self.last_height.get();
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let h = self.apis[at].status()?.height;
+            if h >= target {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "node{at} did not reach block {target} within {}s (it is at {h})",
+                    WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn wait_all(&self, ids: &[Submitted]) -> anyhow::Result<()> {
         for (i, s) in ids.iter().enumerate() {
             // Wait at the node it was submitted to (round-robin below).
             let out = self.apis[i % self.apis.len()].wait(&s.id, WAIT)?;
+            if let Some(h) = out.height {
+                self.last_height.set(self.last_height.get().max(h));
+            }
             if out.status != "accepted" {
                 bail!(
                     "record {} was {}: {}",
@@ -222,6 +252,7 @@ fn drive(
         coordinator,
         members,
         quiet,
+        last_height: std::cell::Cell::new(0),
     };
     // Wait until every node sees the others.
     let deadline = std::time::Instant::now() + WAIT;

@@ -412,10 +412,12 @@ impl GenesisToml {
                         per_member_mh: amount::parse_hours(&h.0)?,
                     }
                 }
-                other => return Err(GenesisError::Invalid(format!(
+                other => {
+                    return Err(GenesisError::Invalid(format!(
                     "association {:?}: social_rule {other:?} is neither \"average\" nor \"fixed\"",
                     a.name
-                ))),
+                )))
+                }
             };
             associations.push(Association {
                 name: a.name,
