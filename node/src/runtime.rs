@@ -589,16 +589,23 @@ impl Node {
     /// votes are bytes gossip has seen already, and its duplicate filter would drop them.
     fn push_votes(&self, votes: Vec<SignedVote>) {
         for chunk in votes.chunks(crate::sync::VOTES_PER_PUSH_MAX) {
-            let bytes = SyncRequest::Votes(chunk.to_vec()).to_bytes();
-            for peer in self.peers.iter().copied() {
-                let net = self.net.clone();
-                let bytes = bytes.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = net.request(peer, bytes).await {
-                        tracing::debug!(%peer, error = %e, "vote push failed");
-                    }
-                });
-            }
+            self.push_to_peers(SyncRequest::Votes(chunk.to_vec()));
+        }
+    }
+
+    /// Sends one request to every connected peer, each in its own task; the answer is
+    /// only an acknowledgement, so a failure is logged and otherwise ignored (re-sends and
+    /// catch-up cover what is lost).
+    fn push_to_peers(&self, request: SyncRequest) {
+        let bytes = request.to_bytes();
+        for peer in self.peers.iter().copied() {
+            let net = self.net.clone();
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                if let Err(e) = net.request(peer, bytes).await {
+                    tracing::debug!(%peer, error = %e, "push to a peer failed");
+                }
+            });
         }
     }
 
@@ -626,16 +633,7 @@ impl Node {
     /// Sends record bytes straight to every peer (see `SyncRequest::Records`).
     fn push_records(&self, records: Vec<Vec<u8>>) {
         for chunk in records.chunks(crate::sync::VOTES_PER_PUSH_MAX) {
-            let bytes = SyncRequest::Records(chunk.to_vec()).to_bytes();
-            for peer in self.peers.iter().copied() {
-                let net = self.net.clone();
-                let bytes = bytes.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = net.request(peer, bytes).await {
-                        tracing::debug!(%peer, error = %e, "record push failed");
-                    }
-                });
-            }
+            self.push_to_peers(SyncRequest::Records(chunk.to_vec()));
         }
     }
 
@@ -683,16 +681,7 @@ impl Node {
                     self.push_votes(vec![v]);
                 }
                 Effect::SendProposal { block, signature } => {
-                    let bytes = SyncRequest::Propose { block, signature }.to_bytes();
-                    for peer in self.peers.iter().copied() {
-                        let net = self.net.clone();
-                        let bytes = bytes.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = net.request(peer, bytes).await {
-                                tracing::debug!(%peer, error = %e, "proposal push failed");
-                            }
-                        });
-                    }
+                    self.push_to_peers(SyncRequest::Propose { block, signature })
                 }
                 Effect::Forward(votes) => self.push_votes(votes),
                 Effect::SetTimer { view, after_ms } => {
