@@ -1153,7 +1153,7 @@ impl Node {
     }
 
     fn balance(&self, account: &str) -> Result<Balance, CommandError> {
-        let acc: Account = account.parse().map_err(|_| {
+        let mut acc: Account = account.parse().map_err(|_| {
             CommandError::BadRequest(format!(
                 "{account:?} is not an account: give a member's public key (64 hex), pool, surplus or social:<association>"
             ))
@@ -1161,14 +1161,21 @@ impl Node {
         let l = self.ledger();
         if let Account::Member(pk) = &acc {
             if l.member(pk).is_none() {
-                return Err(CommandError::NotFound(format!(
-                    "{pk} is not an admitted member's account id"
-                )));
+                // A member who rotated its key names itself by its current key: the
+                // account stays the one it was admitted with.
+                match l.account_of(pk) {
+                    Some(id) if l.member(&id).is_some() => acc = Account::Member(id),
+                    _ => {
+                        return Err(CommandError::NotFound(format!(
+                            "{pk} is neither an admitted member's account id nor its current key"
+                        )))
+                    }
+                }
             }
         }
         let proof = l.prove(&acc);
         Ok(Balance {
-            member: account.to_string(),
+            member: acc.to_string(),
             balance_mh: l.balance(&acc),
             height: l.height(),
             state_root: l.state_root().to_hex(),
