@@ -194,7 +194,7 @@ impl RunningNode {
 /// What the actor drives: a voter (delegates) or the ledger alone (observers).
 enum Engine {
     Delegate(Box<Voter<LedgerApp>>),
-    Observer(LedgerApp),
+    Observer(Box<LedgerApp>),
 }
 
 impl Engine {
@@ -370,7 +370,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             };
             Engine::Delegate(Box::new(Voter::new(cfg, app, schedule, tip, votes)?))
         }
-        _ => Engine::Observer(app),
+        _ => Engine::Observer(Box::new(app)),
     };
 
     // The network.
