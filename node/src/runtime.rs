@@ -40,6 +40,10 @@ const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
 const NOTARIZED_TREE: &str = "notarized-bodies";
 /// How long one catch-up request may take before the next peer is asked.
 const CATCH_UP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most queued commands taken in one turn of the actor (their submissions share a flush).
+const SUBMIT_BATCH_MAX: usize = 256;
+/// The reply channel of one submission.
+type SubmitReply = oneshot::Sender<Result<Submitted, CommandError>>;
 /// Sync answers queued back to the actor.
 const SYNC_CHANNEL: usize = 256;
 
@@ -540,7 +544,17 @@ impl Node {
                         break;
                     }
                 }
-                Some(cmd) = commands.recv() => self.on_command(cmd).await?,
+                Some(cmd) = commands.recv() => {
+                    // Take what else is queued: submissions among them share one flush.
+                    let mut cmds = vec![cmd];
+                    while cmds.len() < SUBMIT_BATCH_MAX {
+                        match commands.try_recv() {
+                            Ok(c) => cmds.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_commands(cmds).await?;
+                }
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_event(ev).await?,
                     None => return Err(NodeError::Task("the network task stopped".into())),
@@ -1053,12 +1067,29 @@ impl Node {
 
     // ---- API commands -----------------------------------------------------------------
 
+    /// Commands taken from the queue together: the submissions first, as one batch (one
+    /// flush for all of them), then the rest in order.
+    async fn on_commands(&mut self, cmds: Vec<Command>) -> Result<(), NodeError> {
+        let mut submits = Vec::new();
+        let mut others = Vec::new();
+        for c in cmds {
+            match c {
+                Command::Submit { bytes, reply } => submits.push((bytes, reply)),
+                other => others.push(other),
+            }
+        }
+        if !submits.is_empty() {
+            self.submit_batch(submits).await;
+        }
+        for c in others {
+            self.on_command(c).await?;
+        }
+        Ok(())
+    }
+
     async fn on_command(&mut self, cmd: Command) -> Result<(), NodeError> {
         match cmd {
-            Command::Submit { bytes, reply } => {
-                let r = self.submit(bytes).await;
-                let _ = reply.send(r);
-            }
+            Command::Submit { bytes, reply } => self.submit_batch(vec![(bytes, reply)]).await,
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
@@ -1084,8 +1115,55 @@ impl Node {
         Ok(())
     }
 
-    async fn submit(&mut self, bytes: Vec<u8>) -> Result<Submitted, CommandError> {
-        let rec = SignedRecord::verify_bytes(&bytes, &self.chain_id).map_err(|e| {
+    /// Takes submissions: each is checked and kept (unflushed), then one flush makes them
+    /// all durable, and only then is each gossiped and acknowledged. A submission refused
+    /// on its own merits is answered at once; if the flush fails, none is acknowledged.
+    async fn submit_batch(&mut self, items: Vec<(Vec<u8>, SubmitReply)>) {
+        let mut kept = Vec::new();
+        for (bytes, reply) in items {
+            match self.admit(&bytes) {
+                Ok(id) => kept.push((id, bytes, reply)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        if kept.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.flush() {
+            let ids: Vec<RecordId> = kept.iter().map(|(id, _, _)| *id).collect();
+            self.engine.app_mut().mempool.remove(ids.iter());
+            for (_, _, reply) in kept {
+                let _ = reply.send(Err(CommandError::Internal(format!(
+                    "could not store the record: {e}"
+                ))));
+            }
+            return;
+        }
+        let delegate = matches!(self.engine, Engine::Delegate(_));
+        if !delegate {
+            // A node that does not vote cannot propose what it accepted: it also hands the
+            // records to its peers directly, so they do not depend on gossip alone.
+            self.push_records(kept.iter().map(|(_, b, _)| b.clone()).collect());
+        }
+        for (id, bytes, reply) in kept {
+            self.publish(Topic::Records, bytes).await;
+            let _ = reply.send(Ok(Submitted {
+                id: id.to_hex(),
+                height: None,
+                status: "pending".into(),
+                reason: None,
+            }));
+        }
+        if let Err(e) = self.poke().await {
+            tracing::warn!(error = %e, "could not hand the new records to the voter");
+        }
+    }
+
+    /// Checks one submission and keeps it in the mempool and (unflushed) in the store.
+    fn admit(&mut self, bytes: &[u8]) -> Result<RecordId, CommandError> {
+        let rec = SignedRecord::verify_bytes(bytes, &self.chain_id).map_err(|e| {
             CommandError::BadRequest(format!(
                 "{e}; was it signed for this network (chain {})?",
                 &self.chain_id.to_hex()[..16]
@@ -1109,27 +1187,13 @@ impl Node {
         app.mempool
             .insert(rec)
             .map_err(|e| CommandError::Busy(e.to_string()))?;
-        if let Err(e) = self.store.add_pending(id, &bytes) {
+        if let Err(e) = self.store.add_pending_unflushed(id, bytes) {
             self.engine.app_mut().mempool.remove([id].iter());
             return Err(CommandError::Internal(format!(
                 "could not store the record: {e}"
             )));
         }
-        // A node that does not vote cannot propose what it accepted: it also hands the
-        // record to its peers directly, so the record does not depend on gossip alone.
-        if !matches!(self.engine, Engine::Delegate(_)) {
-            self.push_records(vec![bytes.clone()]);
-        }
-        self.publish(Topic::Records, bytes).await;
-        if let Err(e) = self.poke().await {
-            tracing::warn!(error = %e, "could not hand the new record to the voter");
-        }
-        Ok(Submitted {
-            id: id.to_hex(),
-            height: None,
-            status: "pending".into(),
-            reason: None,
-        })
+        Ok(id)
     }
 
     fn status(&self) -> Status {
