@@ -88,6 +88,9 @@ fn forged_foreign_malformed_and_unknown_signer_submissions_are_refused() {
         .expect_err("the same record twice is refused");
     assert_eq!(again.code, 422, "{again:?}");
     let done = net.wait_accepted(0, &s.id);
+    // Every node must have committed the block before the replay is tried there (else
+    // node 1 may still hold the record as pending, a different refusal).
+    net.wait_height(done.height.unwrap_or(0));
     let later = net
         .api(1)
         .post(&good)
