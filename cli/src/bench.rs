@@ -211,7 +211,7 @@ fn bench(a: &BenchArgs, quiet: bool) -> anyhow::Result<BenchReport> {
             dir.display()
         ),
     );
-    let base_port = free_base_port(2 * DELEGATES as u16)?;
+    let base_port = testnet::free_base_port(2 * DELEGATES as u16)?;
     let layout = testnet::init(&InitArgs {
         dir: dir.clone(),
         delegates: DELEGATES as u16,
@@ -826,22 +826,6 @@ fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
         }
     }
     Ok(total)
-}
-
-/// A base port with `n + 2` free ports from it (best effort: binds and releases them).
-fn free_base_port(n: u16) -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let p = l.local_addr()?.port();
-        drop(l);
-        if p < 1024 || p.checked_add(n + 2).is_none() {
-            continue;
-        }
-        if (p..p + n + 2).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok()) {
-            return Ok(p);
-        }
-    }
-    bail!("could not find {n} free ports on 127.0.0.1")
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         }
     };
     let base_port = if a.base_port == 0 {
-        free_base_port(2 * DELEGATES)?
+        testnet::free_base_port(2 * DELEGATES)?
     } else {
         a.base_port
     };
@@ -205,24 +205,6 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A base port with 2n free ports above it (best effort: binds and releases them).
-fn free_base_port(n: u16) -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let p = l.local_addr()?.port();
-        drop(l);
-        if p < 1024 || p.checked_add(n + 2).is_none() {
-            continue;
-        }
-        let all_free =
-            (p..p + n + 2).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok());
-        if all_free {
-            return Ok(p);
-        }
-    }
-    bail!("could not find {n} free ports on 127.0.0.1; pass --base-port")
 }
 
 fn drive(

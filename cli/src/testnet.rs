@@ -194,6 +194,23 @@ pub fn init(a: &InitArgs) -> anyhow::Result<Layout> {
     })
 }
 
+/// A base port with `n + 2` free ports from it on 127.0.0.1, for a network on this machine
+/// (best effort: each port is bound and released, so another program may still take one).
+pub fn free_base_port(n: u16) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p = l.local_addr()?.port();
+        drop(l);
+        if p < 1024 || p.checked_add(n + 2).is_none() {
+            continue;
+        }
+        if (p..p + n + 2).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok()) {
+            return Ok(p);
+        }
+    }
+    bail!("could not find {n} free ports on 127.0.0.1; pass --base-port")
+}
+
 fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
