@@ -255,8 +255,6 @@ struct Node {
     timer: Option<(u64, Instant)>,
     sync: Sync,
     sync_tx: mpsc::Sender<SyncAnswer>,
-    /// Nonce counter for records this node signs itself (evidence).
-    own_nonce: u64,
     /// How often an idle leader is asked again whether it has a block to propose.
     poke_every: Duration,
     /// Published after every final block (height, records in the log).
@@ -450,7 +448,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             again: false,
         },
         sync_tx,
-        own_nonce: 0,
         poke_every,
         notarized,
         progress: progress_tx,
@@ -797,7 +794,6 @@ impl Node {
     async fn report_evidence(&mut self, a: SignedVote, b: SignedVote) {
         tracing::warn!(delegate = %a.signer, view = a.vote.view(), "conflicting votes: recording evidence");
         let Some(key) = &self.key else { return };
-        self.own_nonce += 1;
         // A nonce unique to this evidence: derived from the two votes.
         let nonce = u64::from_le_bytes(
             Hash::of_parts(&[&a.to_bytes(), &b.to_bytes()]).0[..8]
@@ -919,13 +915,9 @@ impl Node {
             Engine::Observer(app) => {
                 app.commit_certified(&cb).map_err(|e| e.0)?;
                 // `commit_certified` left the receipt for `commit`, which takes it.
-                self.commit_observed(cb).map_err(|e| e.to_string())
+                self.commit(cb).map_err(|e| e.to_string())
             }
         }
-    }
-
-    fn commit_observed(&mut self, cb: CertifiedBlock) -> Result<(), NodeError> {
-        self.commit(cb)
     }
 
     // ---- network events ---------------------------------------------------------------
