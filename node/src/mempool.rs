@@ -12,11 +12,18 @@ pub enum MempoolError {
     Full(usize),
 }
 
+/// A held record and its encoded size (computed once, on arrival, not at every proposal).
+#[derive(Debug)]
+struct Held {
+    rec: VerifiedRecord,
+    bytes: usize,
+}
+
 /// Pending records.
 #[derive(Debug, Default)]
 pub struct Mempool {
     /// Arrival sequence → record.
-    by_seq: BTreeMap<u64, VerifiedRecord>,
+    by_seq: BTreeMap<u64, Held>,
     /// Record id → arrival sequence (dedup).
     by_id: BTreeMap<RecordId, u64>,
     /// The sequence number the next arrival gets.
@@ -47,7 +54,10 @@ impl Mempool {
 
     /// The pending record `id`, already verified when it arrived.
     pub fn get(&self, id: &RecordId) -> Option<&VerifiedRecord> {
-        self.by_id.get(id).and_then(|seq| self.by_seq.get(seq))
+        self.by_id
+            .get(id)
+            .and_then(|seq| self.by_seq.get(seq))
+            .map(|h| &h.rec)
     }
 
     /// Adds a record; `Ok(false)` if it was already there.
@@ -61,7 +71,8 @@ impl Mempool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_id.insert(rec.id(), seq);
-        self.by_seq.insert(seq, rec);
+        let bytes = rec.signed().to_bytes().len();
+        self.by_seq.insert(seq, Held { rec, bytes });
         Ok(true)
     }
 
@@ -75,19 +86,18 @@ impl Mempool {
     ) -> Vec<VerifiedRecord> {
         let mut out = Vec::new();
         let mut used = 0usize;
-        for rec in self.by_seq.values() {
+        for held in self.by_seq.values() {
             if out.len() >= count {
                 break;
             }
-            if skip(&rec.id()) {
+            if skip(&held.rec.id()) {
                 continue;
             }
-            let len = rec.signed().to_bytes().len();
-            if used + len > bytes {
+            if used + held.bytes > bytes {
                 break;
             }
-            used += len;
-            out.push(rec.clone());
+            used += held.bytes;
+            out.push(held.rec.clone());
         }
         out
     }
@@ -107,8 +117,8 @@ impl Mempool {
         let stale: Vec<RecordId> = self
             .by_seq
             .values()
-            .filter(|r| record_period(&r.record().body).is_some_and(|p| p < period))
-            .map(VerifiedRecord::id)
+            .filter(|h| record_period(&h.rec.record().body).is_some_and(|p| p < period))
+            .map(|h| h.rec.id())
             .collect();
         self.remove(stale.iter());
         stale
