@@ -1,7 +1,8 @@
-//! The local HTTP API: a thin axum shell over the node actor's command channel.
+//! The local HTTP API: a thin axum shell over the node actor's mailbox.
 //!
-//! Every handler sends one bounded command with a oneshot reply; nothing here touches
-//! the ledger or the store directly. Routes are listed in `api_types`.
+//! Every handler sends one bounded command through `runtime::ingress::Mailbox` and waits
+//! for its reply; nothing here touches the ledger or the store directly. Routes are listed
+//! in `api_types`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,43 +14,28 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::api_types::ApiError;
-use crate::runtime::{Command, CommandError};
+use crate::runtime::ingress::{CommandError, Mailbox, Stopped};
 
 /// The longest `wait_ms` a client may ask for.
 const WAIT_MS_MAX: u64 = 300_000;
 
 #[derive(Clone)]
 struct Api {
-    commands: mpsc::Sender<Command>,
+    mailbox: Mailbox,
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(ApiError { error: msg.into() })).into_response()
 }
 
-impl Api {
-    /// Sends a command and waits for its reply, mapping a stopped node to 503.
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, Response> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the node is shutting down; try again after it restarts",
-            )
-        })?;
-        rx.await.map_err(|_| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the node is shutting down; try again after it restarts",
-            )
-        })
-    }
+/// A stopped node answers 503.
+fn stopped(_: Stopped) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the node is shutting down; try again after it restarts",
+    )
 }
 
 fn command_error(e: CommandError) -> Response {
@@ -62,33 +48,28 @@ fn command_error(e: CommandError) -> Response {
     }
 }
 
-async fn submit(State(api): State<Api>, body: Bytes) -> Response {
-    match api
-        .ask(|reply| Command::Submit {
-            bytes: body.to_vec(),
-            reply,
-        })
-        .await
-    {
-        Ok(Ok(s)) => Json(s).into_response(),
+/// A JSON answer, a refusal, or 503 if the node stopped.
+fn json<T: serde::Serialize>(answer: Result<Result<T, CommandError>, Stopped>) -> Response {
+    match answer {
+        Ok(Ok(t)) => Json(t).into_response(),
         Ok(Err(e)) => command_error(e),
-        Err(r) => r,
+        Err(s) => stopped(s),
     }
 }
 
+async fn submit(State(api): State<Api>, body: Bytes) -> Response {
+    json(api.mailbox.submit(body.to_vec()).await)
+}
+
 async fn status(State(api): State<Api>) -> Response {
-    match api.ask(|reply| Command::Status { reply }).await {
+    match api.mailbox.status().await {
         Ok(s) => Json(s).into_response(),
-        Err(r) => r,
+        Err(s) => stopped(s),
     }
 }
 
 async fn balance(State(api): State<Api>, Path(account): Path<String>) -> Response {
-    match api.ask(|reply| Command::Balance { account, reply }).await {
-        Ok(Ok(b)) => Json(b).into_response(),
-        Ok(Err(e)) => command_error(e),
-        Err(r) => r,
-    }
+    json(api.mailbox.balance(account).await)
 }
 
 #[derive(Deserialize)]
@@ -102,13 +83,12 @@ async fn record(
     Query(q): Query<WaitQuery>,
 ) -> Response {
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(WAIT_MS_MAX));
-    let rx = match api.ask(|reply| Command::Watch { id, reply }).await {
+    // The watch starts with the record's current standing and changes once it is committed.
+    let mut rx = match api.mailbox.watch(id).await {
         Ok(Ok(rx)) => rx,
         Ok(Err(e)) => return command_error(e),
-        Err(r) => return r,
+        Err(s) => return stopped(s),
     };
-    // The watch starts with the record's current standing and changes once it is committed.
-    let mut rx: tokio::sync::watch::Receiver<crate::api_types::Submitted> = rx;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let current = rx.borrow_and_update().clone();
@@ -123,40 +103,32 @@ async fn record(
 }
 
 async fn history(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    match api.ask(|reply| Command::History { id, reply }).await {
-        Ok(Ok(h)) => Json(h).into_response(),
-        Ok(Err(e)) => command_error(e),
-        Err(r) => r,
-    }
+    json(api.mailbox.history(id).await)
 }
 
 async fn block(State(api): State<Api>, Path(height): Path<u64>) -> Response {
-    match api.ask(|reply| Command::Block { height, reply }).await {
-        Ok(Ok(b)) => Json(b).into_response(),
-        Ok(Err(e)) => command_error(e),
-        Err(r) => r,
-    }
+    json(api.mailbox.block(height).await)
 }
 
 async fn export(State(api): State<Api>) -> Response {
-    match api.ask(|reply| Command::Export { reply }).await {
+    match api.mailbox.export().await {
         Ok(Ok(bytes)) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
         }
         Ok(Err(e)) => command_error(e),
-        Err(r) => r,
+        Err(s) => stopped(s),
     }
 }
 
 async fn genesis(State(api): State<Api>) -> Response {
-    match api.ask(|reply| Command::Genesis { reply }).await {
+    match api.mailbox.genesis().await {
         Ok(text) => ([(header::CONTENT_TYPE, "application/toml")], text).into_response(),
-        Err(r) => r,
+        Err(s) => stopped(s),
     }
 }
 
 /// The router, for tests and for `serve`.
-pub fn router(commands: mpsc::Sender<Command>) -> Router {
+pub fn router(mailbox: Mailbox) -> Router {
     Router::new()
         .route("/v1/records", post(submit))
         .route("/v1/records/{id}", get(record))
@@ -169,7 +141,7 @@ pub fn router(commands: mpsc::Sender<Command>) -> Router {
         .layer(DefaultBodyLimit::max(
             protocol::limits::RECORD_BYTES_MAX + 1024,
         ))
-        .with_state(Api { commands })
+        .with_state(Api { mailbox })
 }
 
 /// Binds the API address (so a busy port fails start-up with a clear error).
@@ -180,10 +152,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 /// Serves the API until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    commands: mpsc::Sender<Command>,
+    mailbox: Mailbox,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(commands))
+    axum::serve(listener, router(mailbox))
         .with_graceful_shutdown(shutdown)
         .await
 }

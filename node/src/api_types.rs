@@ -19,57 +19,6 @@ pub struct ApiError {
     pub error: String,
 }
 
-/// Where a record stands.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Submitted {
-    pub id: String,
-    /// The certified block holding it, once there is one.
-    pub height: Option<u64>,
-    /// `pending`, `accepted` or `rejected`.
-    pub status: String,
-    pub reason: Option<String>,
-}
-
-/// What `peerhours status` prints.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub chain_id: String,
-    /// The last certified block.
-    pub height: u64,
-    pub state_root: String,
-    pub period: u64,
-    /// `bidding`, `work` or `closed`.
-    pub phase: String,
-    pub peers: usize,
-    pub delegates: usize,
-    pub listen: Vec<String>,
-    /// Whether this node votes (holds a delegate key of the current set).
-    pub delegate: bool,
-    /// Accepted submissions waiting for a block.
-    pub pending: usize,
-}
-
-/// A balance with its proof against the certified state root.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Balance {
-    pub member: String,
-    pub balance_mh: i64,
-    pub height: u64,
-    pub state_root: String,
-    pub proof: serde_json::Value,
-}
-
-/// One certified block, as `GET /v1/block/{height}` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BlockInfo {
-    pub height: u64,
-    pub hash: String,
-    pub view: u64,
-    pub proposer: String,
-    pub timestamp_ms: u64,
-    pub state_root: String,
-    /// Record ids in block order.
-    pub records: Vec<String>,
-    /// Delegates whose finalize signatures certify it.
-    pub signers: Vec<String>,
-}
+// The answer documents are the actor's replies: they live with its mailbox, so that the
+// dependency goes from the API to the runtime's ingress and never back.
+pub use crate::runtime::ingress::{Balance, BlockInfo, Status, Submitted};
