@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::ingress::{Command, Submitted};
+use super::sync::{Answer, Ask, CatchUp};
 use super::{NodeError, Progress, RECENT_MAX};
 use crate::agreement::{self, Effect, Input, Voter};
 use crate::app::LedgerApp;
@@ -28,7 +29,7 @@ use crate::sync::{
 /// How often a node asks a peer whether it is behind.
 const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
 /// How long one catch-up request may take before the next peer is asked.
-const CATCH_UP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const CATCH_UP_REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Most queued commands taken in one turn of the actor (their submissions share a flush).
 const SUBMIT_BATCH_MAX: usize = 256;
 /// Sync answers queued back to the actor.
@@ -55,19 +56,9 @@ impl Engine {
     }
 }
 
-/// Catch-up bookkeeping.
-struct Sync {
-    /// A `Blocks` request is in flight.
-    in_flight: bool,
-    /// Round-robin index into the peers.
-    next_peer: usize,
-    /// Ask again at once after the current answer (we know we are behind).
-    again: bool,
-}
-
 /// An answer to one of our sync requests.
 enum SyncAnswer {
-    Blocks(Peer, Result<SyncResponse, String>),
+    Blocks(Ask<Peer>, Result<SyncResponse, String>),
     Proposal(Result<SyncResponse, String>),
 }
 
@@ -110,7 +101,8 @@ pub(super) struct Actor {
     recent_order: VecDeque<RecordId>,
     /// The voter's one timer.
     timer: Option<(u64, Instant)>,
-    sync: Sync,
+    /// Which peer to ask for which blocks, and when to give up on it.
+    catch_up: CatchUp<Peer>,
     /// Where the tasks that ask peers send their answers back.
     sync_tx: mpsc::Sender<SyncAnswer>,
     /// How often an idle leader is asked again whether it has a block to propose.
@@ -145,11 +137,7 @@ pub(super) fn spawn(
         recent: BTreeMap::new(),
         recent_order: VecDeque::new(),
         timer: None,
-        sync: Sync {
-            in_flight: false,
-            next_peer: 0,
-            again: false,
-        },
+        catch_up: CatchUp::new(CATCH_UP_REQUEST_TIMEOUT_MS),
         sync_tx,
         poke_every: parts.poke_every,
         notarized: parts.notarized,
@@ -361,8 +349,8 @@ impl Actor {
                 Effect::Finalized(cb) => self.commit(cb)?,
                 Effect::Evidence(a, b) => self.report_evidence(a, b).await,
                 Effect::RequestBlocks { .. } => {
-                    self.sync.again = true;
-                    self.catch_up();
+                    let ask = self.catch_up.behind(now_ms(), self.height(), &self.peers);
+                    self.ask_blocks(ask);
                 }
                 Effect::RequestProposal { block } => self.request_proposal(block),
             }
@@ -478,38 +466,31 @@ impl Actor {
         }
     }
 
-    // ---- catch-up ---------------------------------------------------------------------
+    // ---- catch-up: the driver of `sync::CatchUp` -------------------------------------
 
+    /// The catch-up tick.
     fn catch_up(&mut self) {
-        if self.sync.in_flight || self.peers.is_empty() {
-            return;
-        }
-        let peers: Vec<Peer> = self.peers.iter().copied().collect();
-        let peer = peers[self.sync.next_peer % peers.len()];
-        self.sync.next_peer = self.sync.next_peer.wrapping_add(1);
-        self.sync.in_flight = true;
-        self.sync.again = false;
+        let ask = self.catch_up.tick(now_ms(), self.height(), &self.peers);
+        self.ask_blocks(ask);
+    }
+
+    /// Sends a `Blocks` request in its own task; the answer comes back on `sync_tx`. A
+    /// silent peer does not hold catch-up: `CatchUp::tick` gives up on it at its deadline.
+    fn ask_blocks(&self, ask: Option<Ask<Peer>>) {
+        let Some(ask) = ask else { return };
         let req = SyncRequest::Blocks {
-            from: self.height() + 1,
-            max: BLOCKS_PER_RESPONSE_MAX,
+            from: ask.from,
+            max: ask.max,
         }
         .to_bytes();
         let net = self.net.clone();
         let tx = self.sync_tx.clone();
         tokio::spawn(async move {
-            // A silent peer must not hold catch-up for the whole request timeout: the next
-            // tick asks the next peer.
-            let answer = match tokio::time::timeout(
-                CATCH_UP_REQUEST_TIMEOUT,
-                net.request(peer, req),
-            )
-            .await
-            {
-                Ok(Ok(bytes)) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {CATCH_UP_REQUEST_TIMEOUT:?}")),
+            let answer = match net.request(ask.peer, req).await {
+                Ok(bytes) => SyncResponse::from_bytes(&bytes).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
-            let _ = tx.send(SyncAnswer::Blocks(peer, answer)).await;
+            let _ = tx.send(SyncAnswer::Blocks(ask, answer)).await;
         });
     }
 
@@ -535,28 +516,48 @@ impl Actor {
                 self.feed(Input::Proposal { block, signature }).await?;
             }
             SyncAnswer::Proposal(_) => {}
-            SyncAnswer::Blocks(peer, result) => {
-                self.sync.in_flight = false;
-                match result {
-                    Ok(SyncResponse::Blocks { tip, blocks }) => {
-                        for cb in blocks {
-                            if cb.block.height != self.height() + 1 {
-                                continue;
-                            }
-                            if let Err(e) = self.take_certified(cb).await {
-                                tracing::warn!(%peer, error = %e, "peer sent a block that does not check");
-                                return Ok(());
-                            }
-                        }
-                        if tip > self.height() || self.sync.again {
-                            self.catch_up();
-                        }
-                    }
-                    Ok(other) => tracing::debug!(%peer, ?other, "unexpected sync answer"),
-                    Err(e) => tracing::debug!(%peer, error = %e, "sync request failed"),
-                }
+            SyncAnswer::Blocks(ask, result) => self.on_blocks(ask, result).await?,
+        }
+        Ok(())
+    }
+
+    /// The answer to a `Blocks` request: the blocks that continue our log are checked and
+    /// taken in order; the first that does not check ends the answer.
+    async fn on_blocks(
+        &mut self,
+        ask: Ask<Peer>,
+        result: Result<SyncResponse, String>,
+    ) -> Result<(), NodeError> {
+        let peer = ask.peer;
+        let (tip, blocks) = match self.catch_up.answer(ask.id, peer, result) {
+            Answer::Blocks { tip, blocks } => (tip, blocks),
+            Answer::Stale => {
+                tracing::debug!(%peer, "late sync answer dropped");
+                return Ok(());
+            }
+            Answer::Failed(e) => {
+                tracing::debug!(%peer, error = %e, "sync request failed");
+                return Ok(());
+            }
+            Answer::Bad(e) => {
+                tracing::warn!(%peer, error = %e, "peer sent blocks that do not fit the request");
+                return Ok(());
+            }
+        };
+        for cb in blocks {
+            // Agreement may have made some of them final meanwhile.
+            if cb.block.height != self.height() + 1 {
+                continue;
+            }
+            if let Err(e) = self.take_certified(cb).await {
+                tracing::warn!(%peer, error = %e, "peer sent a block that does not check");
+                return Ok(());
             }
         }
+        let ask = self
+            .catch_up
+            .taken(now_ms(), self.height(), tip, &self.peers);
+        self.ask_blocks(ask);
         Ok(())
     }
 

@@ -34,6 +34,7 @@ mod actor;
 pub mod ingress;
 mod queries;
 mod submit;
+mod sync;
 
 pub use ingress::{Command, CommandError, Mailbox, Stopped};
 
