@@ -16,7 +16,9 @@ struct Unchanged {
 }
 
 fn snapshot(net: &Net, i: usize) -> Unchanged {
-    let s = net.status(i);
+    // Once every record accepted so far is committed here: a record just posted at
+    // another node may still be pending at this one, and would change between snapshots.
+    let s = net.settled_status(i);
     Unchanged {
         period: s["period"].clone(),
         phase: s["phase"].clone(),
