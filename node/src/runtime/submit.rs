@@ -109,7 +109,7 @@ impl Actor {
         }
         app.ledger()
             .check(&rec)
-            .map_err(|r| CommandError::Refused(r.0))?;
+            .map_err(|r| CommandError::Refused(r.to_string()))?;
         app.mempool
             .insert(rec)
             .map_err(|e| CommandError::Busy(e.to_string()))?;

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::rejection::{reject, Rejection};
 use super::Ledger;
+use super::Rejection;
 use crate::crypto::{Hash, PublicKey};
 use crate::limits::BLOCK_RECORDS_MAX;
 use crate::record::{Record, RecordBody, RecordId, VerifiedRecord};
@@ -56,13 +56,10 @@ impl Ledger {
         let r = rec.record();
         let height = self.height.saturating_add(1);
         if self.records.contains(&id) {
-            return reject(format!("record {id} is already in the log"));
+            return Err(Rejection::AlreadyInLog { id });
         }
         if !matches!(r.body, RecordBody::Evidence { .. }) && !self.signer_known(&r.signer, height) {
-            return reject(format!(
-                "the signer {} is not a delegate, member or coordinator of this network",
-                r.signer
-            ));
+            return Err(Rejection::UnknownSigner { signer: r.signer });
         }
         self.judge(height, &id, r).map(|_| ())
     }
@@ -169,7 +166,9 @@ impl Ledger {
                     self.nonces.insert((owner, rec.nonce));
                     Outcome::Accepted
                 }
-                Err(r) => Outcome::Rejected { reason: r.0 },
+                Err(r) => Outcome::Rejected {
+                    reason: r.to_string(),
+                },
             };
             self.records.insert(*id);
             let accepted = [u8::from(outcome == Outcome::Accepted)];

@@ -1,6 +1,6 @@
 //! A small driver of the ledger over the testkit fixture: signs, verifies and applies.
 
-use protocol::ledger::{Ledger, Outcome, Receipt};
+use protocol::ledger::{Ledger, Outcome, Receipt, Rejection};
 use protocol::record::RecordBody;
 use protocol::testkit::Fixture;
 use protocol::{Keypair, SignedRecord, VerifiedRecord};
@@ -52,6 +52,29 @@ impl Net {
         out
     }
 
+    /// One record in its own block that the ledger refuses: why. `check` and `apply`
+    /// must agree, and the outcome kept in the log reads as the rejection's `Display`.
+    pub fn refuse(&mut self, key: &Keypair, body: RecordBody) -> Rejection {
+        let r = self.rec(key, body);
+        self.refuse_rec(r)
+    }
+
+    /// `refuse` for a record already signed.
+    pub fn refuse_rec(&mut self, r: VerifiedRecord) -> Rejection {
+        let why = self
+            .ledger
+            .check(&r)
+            .expect_err("the ledger refuses the record");
+        let out = self.block(vec![r]).outcomes.remove(0);
+        assert_eq!(
+            out,
+            Outcome::Rejected {
+                reason: why.to_string()
+            }
+        );
+        why
+    }
+
     pub fn delegate(&self) -> Keypair {
         self.fx.delegates[0].clone()
     }
@@ -60,12 +83,5 @@ impl Net {
     }
     pub fn member(&self, i: usize) -> Keypair {
         self.fx.members[i].clone()
-    }
-}
-
-pub fn rejected(o: &Outcome) -> &str {
-    match o {
-        Outcome::Rejected { reason } => reason,
-        Outcome::Accepted => panic!("expected a rejection"),
     }
 }

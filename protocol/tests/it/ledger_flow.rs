@@ -3,12 +3,12 @@
 
 use protocol::codec;
 use protocol::crypto::domain;
-use protocol::ledger::{Account, ApplyError, Ledger, Outcome, Phase};
+use protocol::ledger::{Account, ApplyError, Ledger, Outcome, Phase, Rejection};
 use protocol::record::{Approval, DelegateInfo, QuorumProposal, RecordBody};
 use protocol::vote::{SignedVote, Vote};
 use protocol::Keypair;
 
-use crate::harness::{rejected, Net};
+use crate::harness::Net;
 
 fn open(net: &mut Net, period: u64) {
     let d = net.delegate();
@@ -37,7 +37,7 @@ fn a_whole_period_with_attest_amend_and_retract() {
     let (m0, m1, m2) = (net.member(0), net.member(1), net.member(2));
     assert_eq!(net.ledger.phase(), Phase::Closed);
     // Bidding before any period is open is outside its phase.
-    let out = net.one(
+    let out = net.refuse(
         &m0,
         RecordBody::BidTask {
             period: 1,
@@ -45,7 +45,17 @@ fn a_whole_period_with_attest_amend_and_retract() {
             weight_bp: 10_000,
         },
     );
-    assert!(rejected(&out).contains("phase"), "{out:?}");
+    assert!(
+        matches!(
+            out,
+            Rejection::WrongPhase {
+                phase: Phase::Bidding,
+                ledger_phase: Phase::Closed,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
 
     open(&mut net, 1);
     assert_eq!(
@@ -54,8 +64,14 @@ fn a_whole_period_with_attest_amend_and_retract() {
     );
     assert_eq!(net.one(&c, post("t", 1)), Outcome::Accepted);
     // Only a coordinator posts; task ids are unique in a period.
-    assert!(rejected(&net.one(&m0, post("u", 1))).contains("not a coordinator"));
-    assert!(rejected(&net.one(&c, post("t", 1))).contains("already posted"));
+    assert!(matches!(
+        net.refuse(&m0, post("u", 1)),
+        Rejection::NotACoordinator { .. }
+    ));
+    assert!(matches!(
+        net.refuse(&c, post("t", 1)),
+        Rejection::TaskExists { period: 1, .. }
+    ));
     assert_eq!(
         net.one(
             &m0,
@@ -78,7 +94,7 @@ fn a_whole_period_with_attest_amend_and_retract() {
         ),
         Outcome::Accepted
     );
-    let again = net.one(
+    let again = net.refuse(
         &m1,
         RecordBody::BidTask {
             period: 1,
@@ -86,19 +102,21 @@ fn a_whole_period_with_attest_amend_and_retract() {
             weight_bp: 11_000,
         },
     );
-    assert!(rejected(&again).contains("once per task"));
+    assert!(matches!(again, Rejection::TaskBidTwice { .. }), "{again:?}");
     // A delegate that is not a member cannot bid.
-    assert!(rejected(&net.one(
-        &d,
-        RecordBody::BidTask {
-            period: 1,
-            task: "t".into(),
-            weight_bp: 1
-        }
-    ))
-    .contains("only a member"));
+    assert!(matches!(
+        net.refuse(
+            &d,
+            RecordBody::BidTask {
+                period: 1,
+                task: "t".into(),
+                weight_bp: 1
+            }
+        ),
+        Rejection::NotAMember { .. }
+    ));
     // Contributing in the bidding phase is outside its phase.
-    let early = net.one(
+    let early = net.refuse(
         &m0,
         RecordBody::Contribute {
             period: 1,
@@ -107,7 +125,17 @@ fn a_whole_period_with_attest_amend_and_retract() {
             note: String::new(),
         },
     );
-    assert!(rejected(&early).contains("work phase"));
+    assert!(
+        matches!(
+            early,
+            Rejection::WrongPhase {
+                phase: Phase::Work,
+                ledger_phase: Phase::Bidding,
+                ..
+            }
+        ),
+        "{early:?}"
+    );
 
     assert_eq!(
         net.one(&d, RecordBody::CloseBidding { period: 1 }),
@@ -119,7 +147,7 @@ fn a_whole_period_with_attest_amend_and_retract() {
     assert_eq!(cl.weight_bp, 12_000);
     assert_eq!(cl.winners, vec![m0.public().0]);
 
-    let loser = net.one(
+    let loser = net.refuse(
         &m1,
         RecordBody::Contribute {
             period: 1,
@@ -128,7 +156,7 @@ fn a_whole_period_with_attest_amend_and_retract() {
             note: String::new(),
         },
     );
-    assert!(rejected(&loser).contains("did not win"));
+    assert!(matches!(loser, Rejection::DidNotWin { .. }), "{loser:?}");
     let c1 = net.rec(
         &m0,
         RecordBody::Contribute {
@@ -150,38 +178,44 @@ fn a_whole_period_with_attest_amend_and_retract() {
     let (id1, id2) = (c1.id(), c2.id());
     net.block(vec![c1, c2]);
     // Only the contributor retracts; a coordinator attests, a member cannot.
-    assert!(
-        rejected(&net.one(&m2, RecordBody::Retract { contribution: id2 }))
-            .contains("only the contributor")
-    );
+    assert!(matches!(
+        net.refuse(&m2, RecordBody::Retract { contribution: id2 }),
+        Rejection::NotTheContributor
+    ));
     assert_eq!(
         net.one(&m0, RecordBody::Retract { contribution: id2 }),
         Outcome::Accepted
     );
-    assert!(rejected(&net.one(
-        &c,
-        RecordBody::Attest {
-            contribution: id2,
-            hours_mh: None
-        }
-    ))
-    .contains("retracted"));
-    assert!(rejected(&net.one(
-        &m0,
-        RecordBody::Attest {
-            contribution: id1,
-            hours_mh: None
-        }
-    ))
-    .contains("not a coordinator"));
-    assert!(rejected(&net.one(
-        &c,
-        RecordBody::Amend {
-            contribution: id1,
-            hours_mh: 1
-        }
-    ))
-    .contains("only an attested"));
+    assert!(matches!(
+        net.refuse(
+            &c,
+            RecordBody::Attest {
+                contribution: id2,
+                hours_mh: None
+            }
+        ),
+        Rejection::AttestRetracted
+    ));
+    assert!(matches!(
+        net.refuse(
+            &m0,
+            RecordBody::Attest {
+                contribution: id1,
+                hours_mh: None
+            }
+        ),
+        Rejection::NotACoordinator { .. }
+    ));
+    assert!(matches!(
+        net.refuse(
+            &c,
+            RecordBody::Amend {
+                contribution: id1,
+                hours_mh: 1
+            }
+        ),
+        Rejection::AmendUnattested
+    ));
     assert_eq!(
         net.one(
             &c,
@@ -195,9 +229,10 @@ fn a_whole_period_with_attest_amend_and_retract() {
     let acc0 = Account::Member(m0.public());
     assert_eq!(net.ledger.balance(&acc0), 2_400);
     assert_eq!(net.ledger.balance(&Account::Pool), -2_400);
-    assert!(
-        rejected(&net.one(&m0, RecordBody::Retract { contribution: id1 })).contains("attested")
-    );
+    assert!(matches!(
+        net.refuse(&m0, RecordBody::Retract { contribution: id1 }),
+        Rejection::RetractAttested
+    ));
     // Amend down to 1.5 h: 1 800 credited in all.
     assert_eq!(
         net.one(
@@ -222,7 +257,10 @@ fn a_whole_period_with_attest_amend_and_retract() {
     );
     assert_eq!(net.ledger.balance(&acc0), 3_600);
 
-    assert!(rejected(&net.one(&d, RecordBody::ClosePeriod { period: 2 })).contains("period"));
+    assert!(matches!(
+        net.refuse(&d, RecordBody::ClosePeriod { period: 2 }),
+        Rejection::WrongPhase { period: 2, .. }
+    ));
     assert_eq!(
         net.one(&d, RecordBody::ClosePeriod { period: 1 }),
         Outcome::Accepted
@@ -231,14 +269,19 @@ fn a_whole_period_with_attest_amend_and_retract() {
     // No flat-rate project, nobody exempt, no surplus: the close moves nothing.
     assert_eq!(net.ledger.balance(&acc0), 3_600);
     // After the close, the contribution lapsed with its period.
-    assert!(rejected(&net.one(
-        &c,
-        RecordBody::Amend {
-            contribution: id1,
-            hours_mh: 1
+    assert!(matches!(
+        net.refuse(
+            &c,
+            RecordBody::Amend {
+                contribution: id1,
+                hours_mh: 1
+            }
+        ),
+        Rejection::WrongPhase {
+            ledger_phase: Phase::Closed,
+            ..
         }
-    ))
-    .contains("phase"));
+    ));
     // The next period reuses a task id.
     open(&mut net, 2);
     let mut p2 = post("t", 1);
@@ -332,7 +375,7 @@ fn a_member_admitted_earlier_in_a_block_may_sign_later_in_it() {
         Err(ApplyError::UnknownSigner { .. })
     ));
     // Admitting the same key twice, or a weak key, is refused.
-    let again = net.one(
+    let again = net.refuse(
         &d,
         RecordBody::AdmitMember {
             member: newbie.public(),
@@ -340,9 +383,12 @@ fn a_member_admitted_earlier_in_a_block_may_sign_later_in_it() {
             exempt: false,
         },
     );
-    assert!(rejected(&again).contains("already a member"));
+    assert!(
+        matches!(again, Rejection::AlreadyAMember { .. }),
+        "{again:?}"
+    );
     let weak = protocol::PublicKey([0; 32]);
-    let w = net.one(
+    let w = net.refuse(
         &d,
         RecordBody::AdmitMember {
             member: weak,
@@ -350,8 +396,8 @@ fn a_member_admitted_earlier_in_a_block_may_sign_later_in_it() {
             exempt: false,
         },
     );
-    assert!(rejected(&w).contains("cannot be used"), "{w:?}");
-    let nowhere = net.one(
+    assert!(matches!(w, Rejection::KeyUnusable { .. }), "{w:?}");
+    let nowhere = net.refuse(
         &d,
         RecordBody::AdmitMember {
             member: Keypair::from_label("x").public(),
@@ -359,7 +405,10 @@ fn a_member_admitted_earlier_in_a_block_may_sign_later_in_it() {
             exempt: false,
         },
     );
-    assert!(rejected(&nowhere).contains("does not exist"));
+    assert!(
+        matches!(nowhere, Rejection::AssociationUnknown { .. }),
+        "{nowhere:?}"
+    );
 }
 
 #[test]
@@ -389,10 +438,7 @@ fn a_nonce_is_used_once_per_account_across_key_rotation() {
     )
     .verify(&chain)
     .expect("verifies");
-    let err = net.ledger.check(&b).expect_err("nonce reused");
-    assert!(err.to_string().contains("nonce 7"), "{err}");
-    let out = net.block(vec![b]).outcomes.remove(0);
-    assert!(rejected(&out).contains("nonce"));
+    assert_eq!(net.refuse_rec(b), Rejection::NonceUsed { nonce: 7 });
 }
 
 fn approvals(net: &Net, proposal: &QuorumProposal, signers: &[usize]) -> Vec<Approval> {
@@ -423,14 +469,17 @@ fn a_quorum_changes_the_delegates_from_the_second_block_after() {
     };
     // Two approvals are not a quorum of 4 (q = 3); a repeated one does not count twice.
     let few = approvals(&net, &proposal, &[0, 1, 1]);
-    let out = net.one(
+    let out = net.refuse(
         &d,
         RecordBody::Quorum {
             proposal: proposal.clone(),
             approvals: few,
         },
     );
-    assert!(rejected(&out).contains("3 needed"), "{out:?}");
+    assert!(
+        matches!(out, Rejection::TooFewApprovals { needed: 3, .. }),
+        "{out:?}"
+    );
     let ok = approvals(&net, &proposal, &[0, 1, 2]);
     assert_eq!(
         net.one(
@@ -448,14 +497,14 @@ fn a_quorum_changes_the_delegates_from_the_second_block_after() {
     assert!(net.ledger.delegates_for(h + 2).contains(&newcomer.public()));
     assert!(net.ledger.delegates_for(1).contains(&d.public()));
     // Replaying the same approved proposal is refused.
-    let replay = net.one(
+    let replay = net.refuse(
         &net.member(0),
         RecordBody::Quorum {
             proposal,
             approvals: ok,
         },
     );
-    assert!(rejected(&replay).contains("already applied"));
+    assert!(matches!(replay, Rejection::ProposalReplayed), "{replay:?}");
     // Block h + 1 is still certified by the old set; from h + 2 on the removed delegate
     // is a key unknown to the ledger, and a block holding its record is invalid.
     net.block(vec![]);
@@ -533,7 +582,7 @@ fn evidence_proves_itself_whoever_reports_it() {
             second: n,
         },
     );
-    assert!(rejected(&net.block(vec![r]).outcomes[0]).contains("do not conflict"));
+    assert!(matches!(net.refuse_rec(r), Rejection::VotesDoNotConflict));
     let r = net.rec(
         &reporter,
         RecordBody::Evidence {
@@ -551,7 +600,10 @@ fn evidence_proves_itself_whoever_reports_it() {
             second: a,
         },
     );
-    assert!(rejected(&net.block(vec![r]).outcomes[0]).contains("already recorded"));
+    assert!(matches!(
+        net.refuse_rec(r),
+        Rejection::EvidenceRecorded { .. }
+    ));
 }
 
 #[test]
@@ -603,10 +655,13 @@ fn flat_rate_projects_offer_no_products_and_bids_below_cost_are_refused() {
         units: 1,
         cost_mh: 10_000,
     };
-    assert!(rejected(&net.one(&c, offer("canteen"))).contains("flat-rate"));
+    assert!(matches!(
+        net.refuse(&c, offer("canteen")),
+        Rejection::FlatRateProduct { .. }
+    ));
     assert_eq!(net.one(&c, offer("commons")), Outcome::Accepted);
     let m = net.member(0);
-    let low = net.one(
+    let low = net.refuse(
         &m,
         RecordBody::BidProduct {
             period: 1,
@@ -614,7 +669,17 @@ fn flat_rate_projects_offer_no_products_and_bids_below_cost_are_refused() {
             max_mh: 9_999,
         },
     );
-    assert!(rejected(&low).contains("below its cost"));
+    assert!(
+        matches!(
+            low,
+            Rejection::BidBelowCost {
+                bid_mh: 9_999,
+                cost_mh: 10_000,
+                ..
+            }
+        ),
+        "{low:?}"
+    );
     assert_eq!(
         net.one(
             &m,

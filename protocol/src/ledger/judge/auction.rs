@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::crypto::PublicKey;
 use crate::ledger::change::Change;
-use crate::ledger::rejection::{reject, Rejection};
 use crate::ledger::rules::{self, Transfer};
 use crate::ledger::state::{Phase, ProductState, TaskState};
 use crate::ledger::{
-    Account, Ledger, BIDS_PER_AUCTION_MAX, PRODUCTS_PER_PERIOD_MAX, TASKS_PER_PERIOD_MAX,
+    Account, Ledger, Rejection, BIDS_PER_AUCTION_MAX, PRODUCTS_PER_PERIOD_MAX, TASKS_PER_PERIOD_MAX,
 };
 use crate::record::RecordBody;
 
@@ -32,12 +31,16 @@ impl Ledger {
                 self.coordinator_of(signer, project)?;
                 self.in_period(*period, Phase::Bidding, "posting a task")?;
                 if self.current.tasks.contains_key(task) {
-                    return reject(format!(
-                        "task {task:?} was already posted in period {period}"
-                    ));
+                    return Err(Rejection::TaskExists {
+                        task: task.clone(),
+                        period: *period,
+                    });
                 }
                 if self.current.tasks.len() >= TASKS_PER_PERIOD_MAX {
-                    return reject(format!("period {period} already has the most tasks allowed ({TASKS_PER_PERIOD_MAX})"));
+                    return Err(Rejection::TooManyTasks {
+                        period: *period,
+                        max: TASKS_PER_PERIOD_MAX,
+                    });
                 }
                 Ok(Change::PostTask {
                     task: task.clone(),
@@ -84,20 +87,22 @@ impl Ledger {
     ) -> Result<Change, Rejection> {
         let p = self.coordinator_of(signer, project)?;
         if p.flat_rate {
-            return reject(format!(
-                "project {project:?} is flat-rate: its goods are free and offer no products"
-            ));
+            return Err(Rejection::FlatRateProduct {
+                project: project.to_string(),
+            });
         }
         self.in_period(period, Phase::Bidding, "offering a product")?;
         if self.current.products.contains_key(product) {
-            return reject(format!(
-                "product {product:?} was already offered in period {period}"
-            ));
+            return Err(Rejection::ProductExists {
+                product: product.to_string(),
+                period,
+            });
         }
         if self.current.products.len() >= PRODUCTS_PER_PERIOD_MAX {
-            return reject(format!(
-                "period {period} already has the most products allowed ({PRODUCTS_PER_PERIOD_MAX})"
-            ));
+            return Err(Rejection::TooManyProducts {
+                period,
+                max: PRODUCTS_PER_PERIOD_MAX,
+            });
         }
         Ok(Change::Offer {
             product: product.to_string(),
@@ -121,17 +126,21 @@ impl Ledger {
         let account = self.member_account(signer, "bid on a task")?;
         self.in_period(period, Phase::Bidding, "a task bid")?;
         let Some(t) = self.current.tasks.get(task) else {
-            return reject(format!("task {task:?} is not posted in period {period}"));
+            return Err(Rejection::TaskUnknown {
+                task: task.to_string(),
+                period,
+            });
         };
         if t.bids.contains_key(&account) {
-            return reject(format!(
-                "a member bids once per task, and this member already bid on {task:?}"
-            ));
+            return Err(Rejection::TaskBidTwice {
+                task: task.to_string(),
+            });
         }
         if t.bids.len() >= BIDS_PER_AUCTION_MAX {
-            return reject(format!(
-                "task {task:?} already has the most bids allowed ({BIDS_PER_AUCTION_MAX})"
-            ));
+            return Err(Rejection::TooManyTaskBids {
+                task: task.to_string(),
+                max: BIDS_PER_AUCTION_MAX,
+            });
         }
         Ok(Change::BidTask {
             task: task.to_string(),
@@ -150,26 +159,28 @@ impl Ledger {
         let account = self.member_account(signer, "bid on a product")?;
         self.in_period(period, Phase::Bidding, "a product bid")?;
         let Some(p) = self.current.products.get(product) else {
-            return reject(format!(
-                "product {product:?} is not offered in period {period}"
-            ));
+            return Err(Rejection::ProductUnknown {
+                product: product.to_string(),
+                period,
+            });
         };
         if max_mh < p.cost_mh {
-            return reject(format!(
-                "a bid of {} h on {product:?} is below its cost of {} h",
-                crate::amount::format_mh(max_mh),
-                crate::amount::format_mh(p.cost_mh)
-            ));
+            return Err(Rejection::BidBelowCost {
+                product: product.to_string(),
+                bid_mh: max_mh,
+                cost_mh: p.cost_mh,
+            });
         }
         if p.bids.contains_key(&account) {
-            return reject(format!(
-                "a member bids once per product, and this member already bid on {product:?}"
-            ));
+            return Err(Rejection::ProductBidTwice {
+                product: product.to_string(),
+            });
         }
         if p.bids.len() >= BIDS_PER_AUCTION_MAX {
-            return reject(format!(
-                "product {product:?} already has the most bids allowed ({BIDS_PER_AUCTION_MAX})"
-            ));
+            return Err(Rejection::TooManyProductBids {
+                product: product.to_string(),
+                max: BIDS_PER_AUCTION_MAX,
+            });
         }
         Ok(Change::BidProduct {
             product: product.to_string(),
@@ -218,7 +229,7 @@ impl Ledger {
             let extra = c
                 .price_mh
                 .checked_sub(p.cost_mh)
-                .ok_or_else(|| Rejection("a price overflows".into()))?;
+                .ok_or(Rejection::PriceOverflow)?;
             for w in &c.winners {
                 let m = Account::Member(PublicKey(*w));
                 transfers.push(Transfer {

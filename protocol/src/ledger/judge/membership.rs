@@ -3,12 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::short;
 use crate::crypto::PublicKey;
 use crate::ledger::change::Change;
-use crate::ledger::rejection::{reject, Rejection};
 use crate::ledger::state::ProjectState;
-use crate::ledger::{Ledger, MEMBERS_MAX, PROJECTS_MAX};
+use crate::ledger::{Ledger, Rejection, MEMBERS_MAX, PROJECTS_MAX};
 use crate::record::RecordBody;
 
 impl Ledger {
@@ -75,16 +73,16 @@ impl Ledger {
         exempt: bool,
     ) -> Result<Change, Rejection> {
         if !self.associations.contains_key(association) {
-            return reject(format!("association {association:?} does not exist"));
+            return Err(Rejection::AssociationUnknown {
+                association: association.to_string(),
+            });
         }
         self.delegate_of(signer, association, height)?;
         if self.members.len() >= MEMBERS_MAX {
-            return reject(format!(
-                "the ledger already has the most members allowed ({MEMBERS_MAX})"
-            ));
+            return Err(Rejection::TooManyMembers { max: MEMBERS_MAX });
         }
         if self.members.contains_key(member) {
-            return reject(format!("{} is already a member", short(member)));
+            return Err(Rejection::AlreadyAMember { key: *member });
         }
         self.fresh_key(member, None)?;
         Ok(Change::Admit {
@@ -104,24 +102,26 @@ impl Ledger {
         coordinators: &[PublicKey],
     ) -> Result<(), Rejection> {
         if !self.associations.contains_key(association) {
-            return reject(format!("association {association:?} does not exist"));
+            return Err(Rejection::AssociationUnknown {
+                association: association.to_string(),
+            });
         }
         self.delegate_of(signer, association, height)?;
         if self.projects.contains_key(name) {
-            return reject(format!("project {name:?} is already registered"));
+            return Err(Rejection::ProjectExists {
+                project: name.to_string(),
+            });
         }
         if self.projects.len() >= PROJECTS_MAX {
-            return reject(format!(
-                "the ledger already has the most projects allowed ({PROJECTS_MAX})"
-            ));
+            return Err(Rejection::TooManyProjects { max: PROJECTS_MAX });
         }
         let mut distinct = BTreeSet::new();
         for c in coordinators {
             if let Err(e) = c.verifying_key() {
-                return reject(format!("coordinator {c} cannot be used: {e}"));
+                return Err(Rejection::CoordinatorUnusable { key: *c, reason: e });
             }
             if !distinct.insert(c) {
-                return reject(format!("coordinator {} is listed twice", short(c)));
+                return Err(Rejection::CoordinatorTwice { key: *c });
             }
         }
         Ok(())

@@ -11,17 +11,12 @@ mod work;
 use std::collections::BTreeMap;
 
 use super::change::Change;
-use super::rejection::{reject, Rejection};
 use super::rules::Transfer;
 use super::state::{Phase, ProjectState};
+use super::Rejection;
 use super::{Account, Ledger};
 use crate::crypto::PublicKey;
 use crate::record::{Record, RecordBody, RecordId};
-
-/// A key's first 16 hex digits, as rejections name it.
-fn short(k: &PublicKey) -> String {
-    k.to_hex()[..16].to_string()
-}
 
 impl Ledger {
     /// Judges a record at block `height`: the change it makes, or why it breaks a rule.
@@ -33,10 +28,7 @@ impl Ledger {
     ) -> Result<Change, Rejection> {
         let signer = &rec.signer;
         if self.nonces.contains(&(self.nonce_owner(signer), rec.nonce)) {
-            return reject(format!(
-                "nonce {} was already used by this signer",
-                rec.nonce
-            ));
+            return Err(Rejection::NonceUsed { nonce: rec.nonce });
         }
         match &rec.body {
             RecordBody::AdmitMember { .. }
@@ -62,25 +54,27 @@ impl Ledger {
         }
     }
 
-    fn in_period(&self, period: u64, phase: Phase, what: &str) -> Result<(), Rejection> {
+    fn in_period(&self, period: u64, phase: Phase, what: &'static str) -> Result<(), Rejection> {
         if self.phase != phase || period != self.period {
-            return reject(format!(
-                "{what} belongs to the {} phase of period {period}, but the ledger is in the {} phase of period {}",
-                phase.as_str(),
-                self.phase.as_str(),
-                self.period
-            ));
+            return Err(Rejection::WrongPhase {
+                what,
+                period,
+                phase,
+                ledger_period: self.period,
+                ledger_phase: self.phase,
+            });
         }
         Ok(())
     }
 
-    fn member_account(&self, signer: &PublicKey, what: &str) -> Result<PublicKey, Rejection> {
+    fn member_account(
+        &self,
+        signer: &PublicKey,
+        what: &'static str,
+    ) -> Result<PublicKey, Rejection> {
         match self.account_of(signer) {
             Some(a) => Ok(a),
-            None => reject(format!(
-                "only a member may {what}, and {} is not a member's current key",
-                short(signer)
-            )),
+            None => Err(Rejection::NotAMember { what, key: *signer }),
         }
     }
 
@@ -90,13 +84,15 @@ impl Ledger {
         project: &str,
     ) -> Result<&ProjectState, Rejection> {
         let Some(p) = self.projects.get(project) else {
-            return reject(format!("project {project:?} is not registered"));
+            return Err(Rejection::ProjectUnknown {
+                project: project.to_string(),
+            });
         };
         if !p.coordinators.contains(signer) {
-            return reject(format!(
-                "{} is not a coordinator of project {project:?}",
-                short(signer)
-            ));
+            return Err(Rejection::NotACoordinator {
+                key: *signer,
+                project: project.to_string(),
+            });
         }
         Ok(p)
     }
@@ -109,23 +105,26 @@ impl Ledger {
     ) -> Result<(), Rejection> {
         match self.delegate_info(signer, height) {
             Some(d) if d.association == association => Ok(()),
-            Some(_) => reject(format!(
-                "{} is a delegate, but not of association {association:?}",
-                short(signer)
-            )),
-            None => reject(format!("{} is not a delegate", short(signer))),
+            Some(_) => Err(Rejection::DelegateOfOtherAssociation {
+                key: *signer,
+                association: association.to_string(),
+            }),
+            None => Err(Rejection::NotADelegate { key: *signer }),
         }
     }
 
     fn fresh_key(&self, key: &PublicKey, account: Option<&PublicKey>) -> Result<(), Rejection> {
         if let Err(e) = key.verifying_key() {
-            return reject(format!("key {key} cannot be used: {e}"));
+            return Err(Rejection::KeyUnusable {
+                key: *key,
+                reason: e,
+            });
         }
         if self.keys.contains_key(key) {
-            return reject(format!("key {} is already a member's key", short(key)));
+            return Err(Rejection::KeyInUse { key: *key });
         }
         if self.members.contains_key(key) && account != Some(key) {
-            return reject(format!("key {} is another member's account id", short(key)));
+            return Err(Rejection::KeyIsAnotherAccount { key: *key });
         }
         Ok(())
     }
@@ -135,7 +134,7 @@ impl Ledger {
         let mut scratch: BTreeMap<&Account, i64> = BTreeMap::new();
         for t in transfers {
             if t.amount_mh < 0 {
-                return reject("an amount would be negative");
+                return Err(Rejection::NegativeAmount);
             }
             let from = *scratch
                 .entry(&t.from)
@@ -149,10 +148,11 @@ impl Ledger {
                     scratch.insert(&t.to, tt);
                 }
                 _ => {
-                    return reject(format!(
-                        "moving {} mh from {} to {} would overflow a balance",
-                        t.amount_mh, t.from, t.to
-                    ))
+                    return Err(Rejection::BalanceOverflow {
+                        amount_mh: t.amount_mh,
+                        from: t.from.clone(),
+                        to: t.to.clone(),
+                    })
                 }
             }
         }

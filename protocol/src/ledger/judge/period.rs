@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::short;
 use crate::crypto::PublicKey;
 use crate::genesis::SocialRule;
 use crate::ledger::change::Change;
-use crate::ledger::rejection::{reject, Rejection};
 use crate::ledger::rules;
 use crate::ledger::state::{ContributionStatus, Phase};
-use crate::ledger::{Account, Ledger};
+use crate::ledger::{Account, Ledger, Rejection};
 use crate::record::RecordBody;
 
 impl Ledger {
@@ -23,39 +21,41 @@ impl Ledger {
         match body {
             RecordBody::OpenPeriod { period } => {
                 if self.delegate_info(signer, height).is_none() {
-                    return reject(format!(
-                        "only a delegate may open a period, and {} is not one",
-                        short(signer)
-                    ));
+                    return Err(Rejection::DelegateOnly {
+                        action: "open a period",
+                        key: *signer,
+                    });
                 }
                 if self.phase != Phase::Closed {
-                    return reject(format!("period {} is still open", self.period));
+                    return Err(Rejection::PeriodStillOpen {
+                        period: self.period,
+                    });
                 }
-                let next = self
-                    .period
-                    .checked_add(1)
-                    .ok_or_else(|| Rejection("no period follows".into()))?;
+                let next = self.period.checked_add(1).ok_or(Rejection::NoNextPeriod)?;
                 if *period != next {
-                    return reject(format!("the next period is {next}, not {period}"));
+                    return Err(Rejection::WrongNextPeriod {
+                        expected: next,
+                        found: *period,
+                    });
                 }
                 Ok(Change::Open { period: *period })
             }
             RecordBody::CloseBidding { period } => {
                 if self.delegate_info(signer, height).is_none() {
-                    return reject(format!(
-                        "only a delegate may close bidding, and {} is not one",
-                        short(signer)
-                    ));
+                    return Err(Rejection::DelegateOnly {
+                        action: "close bidding",
+                        key: *signer,
+                    });
                 }
                 self.in_period(*period, Phase::Bidding, "closing the bidding")?;
                 self.clear_auctions()
             }
             RecordBody::ClosePeriod { period } => {
                 if self.delegate_info(signer, height).is_none() {
-                    return reject(format!(
-                        "only a delegate may close a period, and {} is not one",
-                        short(signer)
-                    ));
+                    return Err(Rejection::DelegateOnly {
+                        action: "close a period",
+                        key: *signer,
+                    });
                 }
                 self.in_period(*period, Phase::Work, "closing the period")?;
                 self.judge_close()
@@ -65,7 +65,7 @@ impl Ledger {
     }
 
     fn judge_close(&self) -> Result<Change, Rejection> {
-        let overflow = || Rejection("the period's credited effort overflows".into());
+        let overflow = || Rejection::CreditedOverflow;
         let mut credited: BTreeMap<PublicKey, i64> = BTreeMap::new();
         let mut flat: i64 = 0;
         for c in self.current.contributions.values() {

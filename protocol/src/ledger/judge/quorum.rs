@@ -3,12 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::short;
 use crate::codec;
 use crate::crypto::{domain, Hash};
 use crate::ledger::change::Change;
-use crate::ledger::rejection::{reject, Rejection};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Rejection};
 use crate::record::{Approval, DelegateInfo, QuorumProposal, RecordId};
 use crate::vote::{quorum, SignedVote};
 
@@ -32,7 +30,7 @@ impl Ledger {
                 account, new_key, ..
             } => {
                 if !self.members.contains_key(account) {
-                    return reject(format!("{} is not a member's account id", short(account)));
+                    return Err(Rejection::NotAnAccount { account: *account });
                 }
                 self.fresh_key(new_key, Some(account))?;
                 Ok(Change::Rebind {
@@ -49,13 +47,18 @@ impl Ledger {
         let mut keys = BTreeSet::new();
         for d in delegates {
             if let Err(e) = d.key.verifying_key() {
-                return reject(format!("delegate {} cannot be used: {e}", d.key));
+                return Err(Rejection::DelegateUnusable {
+                    key: d.key,
+                    reason: e,
+                });
             }
             if !keys.insert(d.key) {
-                return reject(format!("delegate {} is listed twice", short(&d.key)));
+                return Err(Rejection::DelegateTwice { key: d.key });
             }
             if !self.associations.contains_key(&d.association) {
-                return reject(format!("association {:?} does not exist", d.association));
+                return Err(Rejection::AssociationUnknown {
+                    association: d.association.clone(),
+                });
             }
         }
         Ok(())
@@ -72,32 +75,30 @@ impl Ledger {
         let mut signed = BTreeSet::new();
         for a in approvals {
             if !set.contains(&a.delegate) {
-                return reject(format!(
-                    "approval by {}, who is not a current delegate",
-                    short(&a.delegate)
-                ));
+                return Err(Rejection::ApprovalByNonDelegate {
+                    delegate: a.delegate,
+                });
             }
             if a.delegate
                 .verify(domain::QUORUM, &self.chain_id, &msg, &a.signature)
                 .is_err()
             {
-                return reject(format!(
-                    "the approval of delegate {} does not verify",
-                    short(&a.delegate)
-                ));
+                return Err(Rejection::ApprovalInvalid {
+                    delegate: a.delegate,
+                });
             }
             signed.insert(a.delegate);
         }
         let needed = quorum(set.len());
         if signed.len() < needed {
-            return reject(format!(
-                "the proposal has {} distinct delegate approvals, {needed} needed",
-                signed.len()
-            ));
+            return Err(Rejection::TooFewApprovals {
+                found: signed.len(),
+                needed,
+            });
         }
         let h = Hash::of_parts(&[domain::QUORUM, &msg]);
         if self.proposals.contains(&h) {
-            return reject("this quorum proposal was already applied");
+            return Err(Rejection::ProposalReplayed);
         }
         Ok(h)
     }
@@ -109,10 +110,10 @@ impl Ledger {
         second: &SignedVote,
     ) -> Result<Change, Rejection> {
         if !first.conflicts_with(second) {
-            return reject("the two votes do not conflict");
+            return Err(Rejection::VotesDoNotConflict);
         }
         if first.verify(&self.chain_id).is_err() || second.verify(&self.chain_id).is_err() {
-            return reject("a vote of the evidence does not verify");
+            return Err(Rejection::EvidenceVoteInvalid);
         }
         let delegate = first.signer;
         if !self
@@ -120,14 +121,11 @@ impl Ledger {
             .iter()
             .any(|e| e.delegates.iter().any(|d| d.key == delegate))
         {
-            return reject(format!("{} was never a delegate", short(&delegate)));
+            return Err(Rejection::NeverADelegate { key: delegate });
         }
         let view = first.vote.view();
         if self.evidence.contains_key(&(delegate, view)) {
-            return reject(format!(
-                "evidence against {} in view {view} is already recorded",
-                short(&delegate)
-            ));
+            return Err(Rejection::EvidenceRecorded { delegate, view });
         }
         Ok(Change::Evidence {
             delegate,

@@ -1,13 +1,11 @@
 //! Work: winners contribute hours, may retract them, and coordinators attest (or
 //! amend) them, crediting the weighted hours from the pool.
 
-use super::short;
 use crate::crypto::PublicKey;
 use crate::ledger::change::Change;
-use crate::ledger::rejection::{reject, Rejection};
 use crate::ledger::rules::{self, Transfer};
 use crate::ledger::state::{ContributionState, ContributionStatus, Phase};
-use crate::ledger::{Account, Ledger, CONTRIBUTIONS_PER_PERIOD_MAX};
+use crate::ledger::{Account, Ledger, Rejection, CONTRIBUTIONS_PER_PERIOD_MAX};
 use crate::record::{RecordBody, RecordId};
 
 impl Ledger {
@@ -29,16 +27,12 @@ impl Ledger {
                 self.in_period(self.period, Phase::Work, "a retraction")?;
                 let c = self.contribution(contribution)?;
                 if c.member != account {
-                    return reject("only the contributor may retract its contribution");
+                    return Err(Rejection::NotTheContributor);
                 }
                 match c.status {
                     ContributionStatus::Pending => Ok(Change::Retract { id: *contribution }),
-                    ContributionStatus::Retracted => {
-                        reject("the contribution was already retracted")
-                    }
-                    ContributionStatus::Attested { .. } => {
-                        reject("an attested contribution cannot be retracted")
-                    }
+                    ContributionStatus::Retracted => Err(Rejection::AlreadyRetracted),
+                    ContributionStatus::Attested { .. } => Err(Rejection::RetractAttested),
                 }
             }
             RecordBody::Attest {
@@ -64,22 +58,23 @@ impl Ledger {
         let account = self.member_account(signer, "contribute")?;
         self.in_period(period, Phase::Work, "a contribution")?;
         let Some(t) = self.current.tasks.get(task) else {
-            return reject(format!("task {task:?} is not posted in period {period}"));
+            return Err(Rejection::TaskUnknown {
+                task: task.to_string(),
+                period,
+            });
         };
         let won = t
             .clearing
             .as_ref()
             .is_some_and(|c| c.winners.contains(&account.0));
         if !won {
-            return reject(format!(
-                "member {} did not win task {task:?}",
-                short(&account)
-            ));
+            return Err(Rejection::DidNotWin {
+                member: account,
+                task: task.to_string(),
+            });
         }
         if self.current.contributions.len() >= CONTRIBUTIONS_PER_PERIOD_MAX {
-            return reject(format!(
-                "period {period} already has the most contributions allowed"
-            ));
+            return Err(Rejection::TooManyContributions { period });
         }
         Ok(Change::Contribute {
             id: *id,
@@ -104,14 +99,12 @@ impl Ledger {
         self.coordinator_of(signer, &t.project)?;
         match c.status {
             ContributionStatus::Pending => {}
-            ContributionStatus::Retracted => return reject("the contribution was retracted"),
-            ContributionStatus::Attested { .. } => {
-                return reject("the contribution is already attested: amend it instead")
-            }
+            ContributionStatus::Retracted => return Err(Rejection::AttestRetracted),
+            ContributionStatus::Attested { .. } => return Err(Rejection::AlreadyAttested),
         }
         let hours = hours_mh.unwrap_or(c.claimed_mh);
         let credited = rules::weighted(hours, self.task_weight(&c.task)?)
-            .map_err(|_| Rejection("the weighted hours overflow".into()))?;
+            .map_err(|_| Rejection::WeightedOverflow)?;
         let transfers = vec![Transfer {
             from: Account::Pool,
             to: Account::Member(c.member),
@@ -140,10 +133,10 @@ impl Ledger {
             credited_mh: old, ..
         } = c.status
         else {
-            return reject("only an attested contribution can be amended");
+            return Err(Rejection::AmendUnattested);
         };
         let credited = rules::weighted(hours_mh, self.task_weight(&c.task)?)
-            .map_err(|_| Rejection("the weighted hours overflow".into()))?;
+            .map_err(|_| Rejection::WeightedOverflow)?;
         let member = Account::Member(c.member);
         let transfers = match credited.checked_sub(old) {
             Some(d) if d >= 0 => vec![Transfer {
@@ -156,7 +149,7 @@ impl Ledger {
                 to: Account::Pool,
                 amount_mh: d.checked_neg().unwrap_or(i64::MAX),
             }],
-            None => return reject("the amended hours overflow"),
+            None => return Err(Rejection::AmendOverflow),
         };
         self.check_transfers(&transfers)?;
         Ok(Change::Attest {
@@ -170,7 +163,7 @@ impl Ledger {
     fn contribution(&self, id: &RecordId) -> Result<&ContributionState, Rejection> {
         match self.current.contributions.get(id) {
             Some(c) => Ok(c),
-            None => reject(format!("{id} is not a contribution of the current period")),
+            None => Err(Rejection::ContributionUnknown { id: *id }),
         }
     }
 
@@ -182,7 +175,9 @@ impl Ledger {
             .and_then(|t| t.clearing.as_ref())
         {
             Some(c) => Ok(c.weight_bp),
-            None => reject(format!("task {task:?} has not cleared")),
+            None => Err(Rejection::TaskNotCleared {
+                task: task.to_string(),
+            }),
         }
     }
 }
