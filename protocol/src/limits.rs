@@ -22,3 +22,15 @@ pub const COORDINATORS_MAX: usize = 16;
 pub const DELEGATES_MAX: usize = 64;
 /// Largest encoded genesis.
 pub const GENESIS_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most members a ledger admits (consensus bound).
+pub const MEMBERS_MAX: usize = 1_000_000;
+/// Most projects a ledger registers (consensus bound).
+pub const PROJECTS_MAX: usize = 10_000;
+/// Most tasks posted in one period.
+pub const TASKS_PER_PERIOD_MAX: usize = 10_000;
+/// Most products offered in one period.
+pub const PRODUCTS_PER_PERIOD_MAX: usize = 10_000;
+/// Most bids on one task or product.
+pub const BIDS_PER_AUCTION_MAX: usize = 100_000;
+/// Most contributions in one period.
+pub const CONTRIBUTIONS_PER_PERIOD_MAX: usize = 1_000_000;

@@ -25,20 +25,13 @@ pub mod rules;
 mod state;
 
 pub use account::{Account, AccountParseError, BalanceProof};
+// The ledger's bounds live with the other consensus bounds; re-exported here so
+// `ledger::MEMBERS_MAX` and friends keep resolving.
+pub use crate::limits::{
+    BIDS_PER_AUCTION_MAX, CONTRIBUTIONS_PER_PERIOD_MAX, MEMBERS_MAX, PRODUCTS_PER_PERIOD_MAX,
+    PROJECTS_MAX, TASKS_PER_PERIOD_MAX,
+};
 pub use apply::{ApplyError, Outcome, Receipt};
 pub use rejection::Rejection;
 pub use rules::{ProductClearing, TaskClearing, Transfer};
 pub use state::{Ledger, Phase};
-
-/// Most members a ledger admits (consensus bound).
-pub const MEMBERS_MAX: usize = 1_000_000;
-/// Most projects a ledger registers (consensus bound).
-pub const PROJECTS_MAX: usize = 10_000;
-/// Most tasks posted in one period.
-pub const TASKS_PER_PERIOD_MAX: usize = 10_000;
-/// Most products offered in one period.
-pub const PRODUCTS_PER_PERIOD_MAX: usize = 10_000;
-/// Most bids on one task or product.
-pub const BIDS_PER_AUCTION_MAX: usize = 100_000;
-/// Most contributions in one period.
-pub const CONTRIBUTIONS_PER_PERIOD_MAX: usize = 1_000_000;

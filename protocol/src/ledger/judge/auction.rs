@@ -7,9 +7,8 @@ use crate::crypto::PublicKey;
 use crate::ledger::change::Change;
 use crate::ledger::rules::{self, Transfer};
 use crate::ledger::state::{Phase, ProductState, TaskState};
-use crate::ledger::{
-    Account, Ledger, Rejection, BIDS_PER_AUCTION_MAX, PRODUCTS_PER_PERIOD_MAX, TASKS_PER_PERIOD_MAX,
-};
+use crate::ledger::{Account, Ledger, Rejection};
+use crate::limits::{BIDS_PER_AUCTION_MAX, PRODUCTS_PER_PERIOD_MAX, TASKS_PER_PERIOD_MAX};
 use crate::record::RecordBody;
 
 impl Ledger {

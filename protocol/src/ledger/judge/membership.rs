@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use crate::crypto::PublicKey;
 use crate::ledger::change::Change;
 use crate::ledger::state::ProjectState;
-use crate::ledger::{Ledger, Rejection, MEMBERS_MAX, PROJECTS_MAX};
+use crate::ledger::{Ledger, Rejection};
+use crate::limits::{MEMBERS_MAX, PROJECTS_MAX};
 use crate::record::RecordBody;
 
 impl Ledger {

@@ -5,7 +5,8 @@ use crate::crypto::PublicKey;
 use crate::ledger::change::Change;
 use crate::ledger::rules::{self, Transfer};
 use crate::ledger::state::{ContributionState, ContributionStatus, Phase};
-use crate::ledger::{Account, Ledger, Rejection, CONTRIBUTIONS_PER_PERIOD_MAX};
+use crate::ledger::{Account, Ledger, Rejection};
+use crate::limits::CONTRIBUTIONS_PER_PERIOD_MAX;
 use crate::record::{RecordBody, RecordId};
 
 impl Ledger {
