@@ -21,4 +21,6 @@ pub use crypto::{Hash, Keypair, PublicKey, Signature};
 pub use genesis::Genesis;
 pub use record::{RecordBody, RecordId, SignedRecord, VerifiedRecord};
 pub use vote::{Certificate, SignedVote, Vote};
+
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
