@@ -14,10 +14,10 @@ use protocol::record::verify_all;
 use protocol::vote::CertificateError;
 use protocol::{CertifiedBlock, Genesis, Hash, PublicKey, RecordId, VerifiedRecord};
 
+use crate::db::{Db, DbOptions};
 use crate::error::StoreError;
 use crate::export::{data_path, read_genesis, ExportError, ExportReader};
 use crate::log::{Log, Tip, READ_BLOCKS_MAX};
-use crate::sled_log::{Db, DbOptions};
 
 /// Blocks whose signatures are verified together in one parallel pass.
 pub const BATCH_BLOCKS: usize = 64;

@@ -13,15 +13,12 @@ use protocol::ledger::Outcome;
 use protocol::{Hash, PublicKey, RecordBody, RecordId};
 
 use crate::audit::Applied;
+use crate::db::Db;
 use crate::error::StoreError;
-
-const META: &str = "idx/meta";
-const BALANCES: &str = "idx/balances";
-const RECORDS: &str = "idx/records";
-const LAYERS: &str = "idx/layers";
-const REJECTED: &str = "idx/rejected";
-const AUCTIONS: &str = "idx/auctions";
-const META_KEY: &[u8] = b"tip";
+use crate::layout::{
+    self, auction_key, auction_of_key, balance_of_value, balance_value, id_of_key, layer_key,
+    position_key, AUCTION_PRODUCT, AUCTION_TASK, INDEX_META_KEY,
+};
 /// Largest stored index entry (a record entry with a long rejection reason).
 const ENTRY_BYTES_MAX: usize = 64 * 1024;
 
@@ -87,20 +84,20 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// The index trees.
+/// The index trees (keys and values as `layout` encodes them).
 #[derive(Debug, Clone)]
 pub struct Index {
-    /// `META_KEY` -> `IndexMeta`.
+    /// `INDEX_META_KEY` -> `IndexMeta`.
     meta: sled::Tree,
-    /// Account name (`Account` Display) -> balance (i64 big-endian).
+    /// Account name (`Account` Display) -> balance (`layout::balance_value`).
     balances: sled::Tree,
     /// Record id -> `RecordEntry`.
     records: sled::Tree,
-    /// Target id || height (BE) || index (BE) -> layer record id: layers in log order.
+    /// `layout::layer_key` -> layer record id: layers in log order.
     layers: sled::Tree,
-    /// Height (BE) || index (BE) -> record id of a rejected record.
+    /// `layout::position_key` -> record id of a rejected record.
     rejected: sled::Tree,
-    /// Kind byte || period (BE) || name -> PostTask/OfferProduct record id.
+    /// `layout::auction_key` -> PostTask/OfferProduct record id.
     auctions: sled::Tree,
 }
 
@@ -132,30 +129,16 @@ fn target_of(body: &RecordBody) -> Option<RecordId> {
     }
 }
 
-fn auction_key(kind: u8, period: u64, name: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + name.len());
-    k.push(kind);
-    k.extend_from_slice(&period.to_be_bytes());
-    k.extend_from_slice(name.as_bytes());
-    k
-}
-
-fn position(height: u64, index: u32) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..8].copy_from_slice(&height.to_be_bytes());
-    k[8..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
 impl Index {
-    pub fn open(db: &sled::Db) -> Result<Index, StoreError> {
+    /// Opens the index trees of `db`.
+    pub fn open(db: &Db) -> Result<Index, StoreError> {
         Ok(Index {
-            meta: db.open_tree(META)?,
-            balances: db.open_tree(BALANCES)?,
-            records: db.open_tree(RECORDS)?,
-            layers: db.open_tree(LAYERS)?,
-            rejected: db.open_tree(REJECTED)?,
-            auctions: db.open_tree(AUCTIONS)?,
+            meta: db.open_tree(layout::INDEX_META_TREE)?,
+            balances: db.open_tree(layout::INDEX_BALANCES_TREE)?,
+            records: db.open_tree(layout::INDEX_RECORDS_TREE)?,
+            layers: db.open_tree(layout::INDEX_LAYERS_TREE)?,
+            rejected: db.open_tree(layout::INDEX_REJECTED_TREE)?,
+            auctions: db.open_tree(layout::INDEX_AUCTIONS_TREE)?,
         })
     }
 
@@ -171,7 +154,7 @@ impl Index {
     }
 
     pub fn meta(&self) -> Result<Option<IndexMeta>, StoreError> {
-        match self.meta.get(META_KEY)? {
+        match self.meta.get(INDEX_META_KEY)? {
             None => Ok(None),
             Some(v) => codec::decode(&v, 64)
                 .map(Some)
@@ -221,7 +204,7 @@ impl Index {
                     (&rec.record().body, outcome)
                 {
                     closed_periods.push(*period);
-                    for kind in [b't', b'p'] {
+                    for kind in [AUCTION_TASK, AUCTION_PRODUCT] {
                         let prefix = auction_key(kind, *period, "");
                         for k in self.auctions.scan_prefix(prefix).keys() {
                             closing.push(k?);
@@ -259,14 +242,14 @@ impl Index {
                 };
                 let auction = match (body, accepted) {
                     (RecordBody::PostTask { period, task, .. }, true) => {
-                        Some(auction_key(b't', *period, task))
+                        Some(auction_key(AUCTION_TASK, *period, task))
                     }
                     (
                         RecordBody::OfferProduct {
                             period, product, ..
                         },
                         true,
-                    ) => Some(auction_key(b'p', *period, product)),
+                    ) => Some(auction_key(AUCTION_PRODUCT, *period, product)),
                     _ => None,
                 };
                 // An auction posted in these blocks and cleared in them too stays closed.
@@ -294,12 +277,9 @@ impl Index {
                 (&t[0], &t[1], &t[2], &t[3], &t[4], &t[5]);
             for (id, bytes, entry, auction) in &entries {
                 rec_t.insert(&id.0, bytes.as_slice())?;
-                let pos = position(entry.height, entry.index);
-                if let Some(target) = entry.target {
-                    let mut k = Vec::with_capacity(44);
-                    k.extend_from_slice(&target.0);
-                    k.extend_from_slice(&pos);
-                    lay_t.insert(k, &id.0)?;
+                let pos = position_key(entry.height, entry.index);
+                if let Some(target) = &entry.target {
+                    lay_t.insert(layer_key(target, entry.height, entry.index), &id.0)?;
                 }
                 if !entry.accepted {
                     rej_t.insert(&pos, &id.0)?;
@@ -313,11 +293,11 @@ impl Index {
             }
             for (account, balance) in balance_changes {
                 match balance {
-                    Some(b) => bal_t.insert(account.as_bytes(), &b.to_be_bytes())?,
+                    Some(b) => bal_t.insert(account.as_bytes(), &balance_value(*b))?,
                     None => bal_t.remove(account.as_bytes())?,
                 };
             }
-            meta_t.insert(META_KEY, meta.as_slice())?;
+            meta_t.insert(INDEX_META_KEY, meta.as_slice())?;
             Ok::<(), ConflictableTransactionError<()>>(())
         });
         result.map_err(|e| match e {
@@ -333,11 +313,8 @@ impl Index {
             let (k, v) = item?;
             let name =
                 String::from_utf8(k.to_vec()).map_err(|_| corrupt("balance key", "not UTF-8"))?;
-            let b: [u8; 8] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| corrupt("balance", "not 8 bytes"))?;
-            out.insert(name, i64::from_be_bytes(b));
+            let b = balance_of_value(&v).ok_or_else(|| corrupt("balance", "not 8 bytes"))?;
+            out.insert(name, b);
         }
         Ok(out)
     }
@@ -358,11 +335,7 @@ impl Index {
         let mut layers = vec![layer(id, &first)];
         for item in self.layers.scan_prefix(id.0) {
             let (_, v) = item?;
-            let lid: [u8; 32] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| corrupt("layer", "not a record id"))?;
-            let lid = Hash(lid);
+            let lid = id_of_key(&v).ok_or_else(|| corrupt("layer", "not a record id"))?;
             let e = self
                 .record(&lid)?
                 .ok_or_else(|| corrupt("layer", format!("{lid} has no entry")))?;
@@ -379,17 +352,19 @@ impl Index {
         let mut out = Vec::new();
         for item in self.auctions.iter() {
             let (k, v) = item?;
-            if k.len() < 9 || v.len() != 32 {
+            let Some((kind, period, name)) = auction_of_key(&k).filter(|_| v.len() == 32) else {
                 return Err(corrupt("auction entry", "too short"));
-            }
-            let kind = if k[0] == b't' { "task" } else { "product" };
-            let mut p = [0u8; 8];
-            p.copy_from_slice(&k[1..9]);
-            let name = String::from_utf8(k[9..].to_vec())
+            };
+            let kind = if kind == AUCTION_TASK {
+                "task"
+            } else {
+                "product"
+            };
+            let name = String::from_utf8(name.to_vec())
                 .map_err(|_| corrupt("auction name", "not UTF-8"))?;
             out.push(OpenAuction {
                 kind,
-                period: u64::from_be_bytes(p),
+                period,
                 name,
                 record: hex_of(&v),
             });
@@ -402,11 +377,7 @@ impl Index {
         let mut out = Vec::new();
         for item in self.rejected.iter() {
             let (_, v) = item?;
-            let id: [u8; 32] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| corrupt("rejected entry", "not a record id"))?;
-            let id = Hash(id);
+            let id = id_of_key(&v).ok_or_else(|| corrupt("rejected entry", "not a record id"))?;
             let e = self
                 .record(&id)?
                 .ok_or_else(|| corrupt("rejected entry", format!("{id} has no entry")))?;

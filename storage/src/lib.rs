@@ -4,15 +4,18 @@
 //! Layout of a node directory: `DIR/genesis.toml` (the genesis) and `DIR/data/` (sled).
 
 pub mod audit;
+pub mod db;
 pub mod error;
 pub mod export;
 pub mod index;
+pub mod layout;
 pub mod log;
 pub mod sled_log;
 pub mod store;
 
 pub use audit::{ReplayError, ReplayReport, Replayer};
+pub use db::{Db, DbOptions};
 pub use error::{LogError, StoreError};
 pub use log::{Cut, Log, MemLog, Tip};
-pub use sled_log::{Db, DbOptions, SledLog};
+pub use sled_log::SledLog;
 pub use store::{OpenReport, Store};

@@ -19,11 +19,11 @@ use protocol::ledger::{Account, Ledger};
 use protocol::{CertifiedBlock, Genesis, Hash, RecordId, SignedVote};
 
 use crate::audit::{Applied, ReplayError, Replayer};
+use crate::db::{Db, DbOptions};
 use crate::error::StoreError;
 use crate::export::{data_path, read_genesis};
 use crate::index::{History, Index, OpenAuction, RecordEntry, Rejected};
 use crate::log::{Cut, Log, Tip, READ_BLOCKS_MAX};
-use crate::sled_log::{Db, DbOptions};
 
 /// What opening found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -74,7 +74,7 @@ impl Store {
                 repair: true,
             },
         )?;
-        let index = Index::open(db.sled())?;
+        let index = Index::open(&db)?;
         let mut opened = OpenReport {
             cut,
             index_rebuilt_from: None,
@@ -88,7 +88,7 @@ impl Store {
                     balances,
                     rebuilt_from,
                 } => {
-                    db.sled().flush()?;
+                    db.flush()?;
                     if rebuilt_from.is_some() {
                         opened.index_rebuilt_from = rebuilt_from;
                     }
@@ -348,7 +348,7 @@ impl Store {
             Pass::Done {
                 replayer, balances, ..
             } => {
-                self.db.sled().flush()?;
+                self.db.flush()?;
                 self.replayer = Some(*replayer);
                 self.balances = balances;
                 self.poisoned = None;

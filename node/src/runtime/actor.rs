@@ -73,7 +73,6 @@ pub(super) struct Parts {
     pub(super) net: network::Client,
     pub(super) listen: Vec<String>,
     pub(super) poke_every: Duration,
-    pub(super) notarized: sled::Tree,
     pub(super) progress: watch::Sender<Progress>,
 }
 
@@ -109,10 +108,6 @@ pub(super) struct Actor {
     poke_every: Duration,
     /// Published after every final block (height, records in the log).
     progress: watch::Sender<Progress>,
-    /// Bodies of the blocks we notarized and that are not final yet, flushed with our
-    /// notarize vote (key: height BE || hash). After a whole-network restart nobody else may
-    /// hold the body of a notarized block, and no later block can be built without it.
-    notarized: sled::Tree,
 }
 
 /// Spawns the actor's task; it runs until `stop` says so or a fatal error.
@@ -140,7 +135,6 @@ pub(super) fn spawn(
         catch_up: CatchUp::new(CATCH_UP_REQUEST_TIMEOUT_MS),
         sync_tx,
         poke_every: parts.poke_every,
-        notarized: parts.notarized,
         progress: parts.progress,
     };
     tokio::spawn(async move {
@@ -202,33 +196,26 @@ impl Actor {
             }
         }
         let _ = self.net.shutdown().await;
-        self.store
-            .db()
-            .sled()
-            .flush()
-            .map_err(|e| NodeError::Store(e.into()))?;
+        self.store.flush()?;
         tracing::info!("node stopped");
         Ok(())
     }
 
     /// The bodies we notarized before a restart come first: later views build on them.
+    /// After a whole-network restart nobody else may hold the body of a notarized block,
+    /// and no later block can be built without it.
     async fn restore_notarized(&mut self) -> Result<(), NodeError> {
         let Engine::Delegate(v) = &self.engine else {
             return Ok(());
         };
         let tip = v.app().ledger().height();
         let mut restored = Vec::new();
-        for entry in self.notarized.iter() {
-            let (k, bytes) = entry.map_err(|e| NodeError::Store(e.into()))?;
+        for (height, hash, bytes) in self.store.db().notarized_bodies()? {
             match SyncRequest::from_bytes(&bytes) {
                 Ok(SyncRequest::Propose { block, signature }) if block.height > tip => {
                     restored.push((block, signature))
                 }
-                _ => {
-                    self.notarized
-                        .remove(k)
-                        .map_err(|e| NodeError::Store(e.into()))?;
-                }
+                _ => self.store.db().remove_notarized_body(height, &hash)?,
             }
         }
         for (block, signature) in restored {
@@ -314,17 +301,15 @@ impl Actor {
                         (v.vote, &self.engine)
                     {
                         if let Some((b, signature)) = voter.proposal(&block) {
-                            let mut key = b.height.to_be_bytes().to_vec();
-                            key.extend_from_slice(&block.0);
                             let body = SyncRequest::Propose {
                                 block: b.clone(),
                                 signature: *signature,
                             }
                             .to_bytes();
                             // Flushed together with the vote by `record_vote`.
-                            self.notarized
-                                .insert(key, body)
-                                .map_err(|e| NodeError::Store(e.into()))?;
+                            self.store
+                                .db()
+                                .put_notarized_body(b.height, &block, &body)?;
                         }
                     }
                     self.store.record_vote(&v)?
@@ -383,16 +368,7 @@ impl Actor {
             .append_applied(&cb, &applied, &fin.balance_changes)?;
         // Bodies at or below a final height are in the log or can never be final (removed
         // after the block is durable; the removals go with the next flush).
-        for key in self
-            .notarized
-            .range(..height.saturating_add(1).to_be_bytes().to_vec())
-            .keys()
-        {
-            let key = key.map_err(|e| NodeError::Store(e.into()))?;
-            self.notarized
-                .remove(key)
-                .map_err(|e| NodeError::Store(e.into()))?;
-        }
+        self.store.db().prune_notarized_through(height)?;
         let app = self.engine.app_mut();
         let lapsed = app.take_lapsed();
 

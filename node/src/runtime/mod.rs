@@ -47,8 +47,6 @@ pub const COMMAND_CHANNEL: usize = 1024;
 pub const WATCHERS_MAX: usize = 10_000;
 /// Most recently committed record outcomes kept in memory for `wait`.
 pub const RECENT_MAX: usize = 200_000;
-/// The sled tree of the bodies of blocks we notarized that are not final yet.
-const NOTARIZED_TREE: &str = "notarized-bodies";
 
 /// Why the node stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -189,11 +187,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let is_delegate = key
         .as_ref()
         .is_some_and(|k| schedule.at(tip.height + 1).contains(&k.public()));
-    let notarized = store
-        .db()
-        .sled()
-        .open_tree(NOTARIZED_TREE)
-        .map_err(|e| NodeError::Store(e.into()))?;
     let engine = match (&key, is_delegate) {
         (Some(k), true) => {
             let votes = store.votes()?;
@@ -227,7 +220,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         net,
         listen: listen.clone(),
         poke_every,
-        notarized,
         progress: progress_tx,
     };
     tracing::info!(api = %api_addr, ?listen, delegate = is_delegate, "node started");

@@ -158,3 +158,39 @@ fn auditor_open_refuses_a_damaged_log_instead_of_cutting_it() {
     assert_eq!(cut.expect("cut").from_height, 3);
     assert_eq!(db.log().height(), 2);
 }
+
+#[test]
+fn notarized_bodies_survive_restart_and_leave_once_final() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data");
+    let (a, b, c) = (Hash::of(b"a"), Hash::of(b"b"), Hash::of(b"c"));
+    {
+        let (db, _) = Db::open(&path, fx.chain_id, opts()).expect("open");
+        db.put_notarized_body(6, &c, b"six").expect("put");
+        db.put_notarized_body(3, &a, b"three").expect("put");
+        db.put_notarized_body(4, &b, b"four").expect("put");
+        db.put_notarized_body(4, &a, b"four again").expect("put");
+        // Not flushed by the puts: the vote they go with flushes them.
+        db.flush().expect("flush");
+    }
+    let (db, _) = Db::open(&path, fx.chain_id, opts()).expect("reopen");
+    let mut expected = vec![
+        (3, a, b"three".to_vec()),
+        (4, a, b"four again".to_vec()),
+        (4, b, b"four".to_vec()),
+        (6, c, b"six".to_vec()),
+    ];
+    expected.sort();
+    assert_eq!(db.notarized_bodies().expect("bodies"), expected);
+    // Block 4 is final: everything at or below it goes.
+    assert_eq!(db.prune_notarized_through(4).expect("prune"), 3);
+    db.remove_notarized_body(6, &a).expect("absent is fine");
+    assert_eq!(
+        db.notarized_bodies().expect("bodies"),
+        vec![(6, c, b"six".to_vec())]
+    );
+    db.remove_notarized_body(6, &c).expect("remove");
+    assert!(db.notarized_bodies().expect("bodies").is_empty());
+    assert_eq!(db.prune_notarized_through(u64::MAX).expect("prune"), 0);
+}

@@ -2,6 +2,7 @@
 //! rebuilt when missing or stale, and the history shows every layer.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use storage::{Db, DbOptions, Log, Store, StoreError};
 
@@ -14,18 +15,21 @@ fn node(dir: &Path, p: &Period) -> PathBuf {
     node
 }
 
-/// The node's sled database, opened the way the store opens it (waiting for the lock).
-fn raw(n: &Path, p: &Period) -> sled::Db {
-    let (db, _) = Db::open(
-        &n.join("data"),
-        p.chain.fx.chain_id,
-        DbOptions {
-            cache_bytes: 4 << 20,
-            repair: false,
-        },
-    )
-    .expect("db");
-    db.sled().clone()
+/// The node's sled database opened raw, to damage the index trees on disk as a crash or
+/// bit rot would. Waits, with a deadline, for the store just dropped to release sled's
+/// directory lock (sled lets go of it shortly after the drop).
+fn raw(n: &Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let config = sled::Config::new()
+            .path(n.join("data"))
+            .cache_capacity(4 << 20);
+        match config.open() {
+            Ok(db) => return db,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("raw open: {e}"),
+        }
+    }
 }
 
 fn filled(dir: &Path, p: &Period) -> PathBuf {
@@ -155,7 +159,7 @@ fn reopen_keeps_the_index_and_rebuilds_it_when_missing_or_stale() {
     };
     // Lose the index meta: everything is derived again.
     {
-        let db = raw(&n, &p);
+        let db = raw(&n);
         db.open_tree("idx/meta")
             .expect("tree")
             .clear()
@@ -177,7 +181,7 @@ fn reopen_keeps_the_index_and_rebuilds_it_when_missing_or_stale() {
     drop(s);
     // A meta naming the wrong state root: stale, rebuilt.
     {
-        let db = raw(&n, &p);
+        let db = raw(&n);
         let meta = storage::index::IndexMeta {
             height: 10,
             state_root: protocol::Hash::of(b"wrong"),
@@ -194,7 +198,7 @@ fn reopen_keeps_the_index_and_rebuilds_it_when_missing_or_stale() {
     drop(s);
     // An index behind the log (crash between log append and index write): caught up.
     {
-        let db = raw(&n, &p);
+        let db = raw(&n);
         let meta = storage::index::IndexMeta {
             height: 0,
             state_root: protocol::Hash::of(b"x"),
