@@ -1,7 +1,9 @@
 //! Errors of the storage crate, one enum per failure area.
 
+use serde::Serialize;
+
 use protocol::codec::CodecError;
-use protocol::Hash;
+use protocol::{Hash, RecordId};
 
 /// Why the log refused a block or could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +57,7 @@ pub enum StoreError {
     #[error("the stored log is damaged at block {height}: {reason}")]
     Damaged { height: u64, reason: String },
     #[error("block refused: {0}")]
-    Rejected(crate::audit::ReplayError),
+    Rejected(ReplayError),
     #[error("record {0} is not in the log")]
     UnknownRecord(Hash),
     #[error("{0}")]
@@ -65,5 +67,64 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Sled(e.to_string())
+    }
+}
+
+/// A record named by a replay failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRecord {
+    /// Position in its block, from 0.
+    pub index: usize,
+    /// The record id (hex).
+    pub id: String,
+}
+
+/// The first thing wrong with a log: which block, which record if one, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct ReplayError {
+    /// The height of the bad block (the height expected at that place when the block
+    /// itself could not be read).
+    pub height: u64,
+    pub record: Option<BadRecord>,
+    pub reason: String,
+}
+
+impl ReplayError {
+    pub(crate) fn block(height: u64, reason: impl Into<String>) -> ReplayError {
+        ReplayError {
+            height,
+            record: None,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn record(
+        height: u64,
+        index: usize,
+        id: RecordId,
+        reason: impl Into<String>,
+    ) -> ReplayError {
+        ReplayError {
+            height,
+            record: Some(BadRecord {
+                index,
+                id: id.to_hex(),
+            }),
+            reason: reason.into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.record {
+            None => format!("block {}: {}", self.height, self.reason),
+            Some(r) => format!(
+                "block {}: record {} (id {}..): {}",
+                self.height,
+                r.index,
+                &r.id[..16.min(r.id.len())],
+                self.reason
+            ),
+        }
     }
 }

@@ -15,10 +15,10 @@ use protocol::codec;
 use protocol::limits::{BLOCK_BYTES_MAX, CERTIFICATE_BYTES_MAX, GENESIS_BYTES_MAX};
 use protocol::{CertifiedBlock, Genesis, Hash};
 
-use crate::audit::{ReplayError, Replayer, BATCH_BLOCKS};
 use crate::db::{Db, DbOptions};
 use crate::error::StoreError;
 use crate::log::{Log, READ_BLOCKS_MAX};
+use crate::replay::{ReplayError, Replayer, BATCH_BLOCKS};
 
 /// The first 16 bytes of every export file.
 pub const MAGIC: &[u8; 16] = b"peerhours-log/1\n";

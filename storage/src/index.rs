@@ -12,13 +12,13 @@ use protocol::codec;
 use protocol::ledger::Outcome;
 use protocol::{Hash, PublicKey, RecordBody, RecordId};
 
-use crate::audit::Applied;
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::layout::{
     self, auction_key, auction_of_key, balance_of_value, balance_value, id_of_key, layer_key,
     position_key, AUCTION_PRODUCT, AUCTION_TASK, INDEX_META_KEY,
 };
+use crate::replay::Applied;
 /// Largest stored index entry (a record entry with a long rejection reason).
 const ENTRY_BYTES_MAX: usize = 64 * 1024;
 

@@ -10,12 +10,14 @@ pub mod export;
 pub mod index;
 pub mod layout;
 pub mod log;
+pub mod replay;
 pub mod sled_log;
 pub mod store;
 
-pub use audit::{ReplayError, ReplayReport, Replayer};
+pub use audit::ReplayReport;
 pub use db::{Db, DbOptions};
 pub use error::{LogError, StoreError};
 pub use log::{Cut, Log, MemLog, Tip};
+pub use replay::{ReplayError, Replayer};
 pub use sled_log::SledLog;
 pub use store::{OpenReport, Store};

@@ -18,12 +18,12 @@ use std::path::Path;
 use protocol::ledger::{Account, Ledger};
 use protocol::{CertifiedBlock, Genesis, Hash, RecordId, SignedVote};
 
-use crate::audit::{Applied, ReplayError, Replayer};
 use crate::db::{Db, DbOptions};
 use crate::error::StoreError;
 use crate::export::{data_path, read_genesis};
 use crate::index::{History, Index, OpenAuction, RecordEntry, Rejected};
 use crate::log::{Cut, Log, Tip, READ_BLOCKS_MAX};
+use crate::replay::{Applied, ReplayError, Replayer};
 
 /// What opening found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
